@@ -60,6 +60,13 @@ class Dsn:
         user = f"{self.user}@" if self.user else ""
         return f"{self.driver}://{user}{self.host or DEFAULT_HOST}:{self.port}/{self.database}"
 
+    @property
+    def place(self) -> str:
+        """Short display form without user or password: ``host:port/db`` or the file path."""
+        if self.driver == "sqlite3":
+            return self.database
+        return f"{self.host or DEFAULT_HOST}:{self.port}/{self.database}"
+
     def redacted(self) -> str:
         """Display form: like :attr:`identity`, with ``***`` where a password is set."""
         if self.driver == "sqlite3" or not self.password:

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURE = 1  # problems found, invalid config, a database failed, drift, refused query
     USAGE = 2  # bad arguments, unreadable or missing file
+    INTERNAL = 3  # a bug in shardctl (message asks for --debug)
     INTERRUPTED = 130  # Ctrl-C / SIGINT
 
 

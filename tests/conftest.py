@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pymysql
 import psycopg
+import pymysql
 import pytest
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

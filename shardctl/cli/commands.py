@@ -1,0 +1,3 @@
+"""Imports every command module so its ``@app.command`` registrations run."""
+
+from shardctl.cli import inspect  # noqa: F401
