@@ -126,8 +126,6 @@ def _fail(error: ShardctlError) -> int:
 
 def main() -> None:
     """Console-script entry point: runs the app and maps every failure to an exit code."""
-    from shardctl.cli import commands  # noqa: F401  (registers the commands)
-
     try:
         result = app(standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
