@@ -18,6 +18,7 @@ otherwise (never the password, never keyword order or options).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ def dsn_from_fields(
     )
 
 
+@functools.lru_cache(maxsize=4096)  # entries sharing a file resolve it once
 def resolve_sqlite_path(path: str, base: Path) -> Path:
     """Absolute, normalized path of a SQLite file (``~`` expanded; relative → under ``base``)."""
     candidate = Path(path).expanduser()
