@@ -41,6 +41,9 @@ class LocatedList(list[Any]):
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -70,12 +73,17 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode) -> LocatedMap:
         mapping = LocatedMap(_line(node))
         self.memo[id(node)] = mapping
-        self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-        for key_node, value_node in node.value:
+        explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
+        self.loader.flatten_mapping(node)  # resolves `<<: *anchor`; merged pairs come first
+        first_explicit = len(node.value) - explicit
+        written: set[str] = set()  # keys written here: overriding a merged key is the point
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key)
-            if key in mapping:
+            if index < first_explicit:
+                pass
+            elif key in written:
                 self.sink.error(
                     _line(key_node),
                     "duplicate-key",
@@ -83,6 +91,8 @@ class _Builder:
                     f"{mapping.lines[key]}); YAML would silently keep only the last one. "
                     "Remove or merge one of them.",
                 )
+            else:
+                written.add(key)
             mapping[key] = self.build(value_node)
             mapping.lines[key] = _line(value_node)
         return mapping
