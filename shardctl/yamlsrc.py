@@ -42,6 +42,17 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAX_INT_BITS = 256  # far past any real setting; keeps every number printable in messages
+
+
+class _BadValue(Exception):
+    """A scalar that is valid YAML syntax but no usable value (reported at its own line)."""
+
+    def __init__(self, line: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.code = code
+        self.message = message
 
 
 def _line(node: yaml.Node) -> int:
@@ -66,8 +77,27 @@ class _Builder:
                 seq.append(self.build(item))
                 seq.lines.append(_line(item))
             return seq
-        value = self.loader.construct_object(node, deep=True)
+        value = self.value(node)
         self.memo[id(node)] = value
+        return value
+
+    def value(self, node: yaml.Node) -> Any:
+        """A scalar's (or key's) value; :class:`_BadValue` when it cannot be one."""
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # e.g. 2024-13-45, `!!int x`
+            raise _BadValue(
+                _line(node),
+                "yaml-syntax",
+                f"YAML value cannot be read: {exc}. Quote it if it is meant as text.",
+            ) from None
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            raise _BadValue(
+                _line(node),
+                "bad-number",
+                f"A number with {value.bit_length()} bits is far too large for any setting here "
+                "(ids, ports, counts and table numbers fit in 64 bits). Use a realistic value.",
+            )
         return value
 
     def _mapping(self, node: yaml.MappingNode) -> LocatedMap:
@@ -78,7 +108,7 @@ class _Builder:
         first_explicit = len(node.value) - explicit
         written: set[str] = set()  # keys written here: overriding a merged key is the point
         for index, (key_node, value_node) in enumerate(node.value):
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self.value(key_node)
             if not isinstance(key, str):
                 key = str(key)
             if index < first_explicit:
@@ -99,29 +129,45 @@ class _Builder:
 
 
 def load_located(text: str, sink: ProblemSink) -> Any:
-    """Parse one YAML document; syntax errors become a ``yaml-syntax`` problem and ``None``."""
+    """Parse one YAML document. Syntax errors and unreadable values (``2024-13-45``, a number of
+    thousands of digits) become one problem and ``None``; the reported line always lies inside
+    the file (an error at the end of the stream is put on the last line)."""
     loader = _Loader(text)
+    lines = text.splitlines()
+
+    def report(line: int, code: str, message: str) -> None:
+        sink.error(min(max(line, 1), max(len(lines), 1)), code, message)
+
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         return _Builder(loader, sink).build(node)
+    except _BadValue as exc:
+        report(exc.line, exc.code, exc.message)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else 1
         what = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        lines = text.splitlines()
-        hint = ""
         if any("\t" in lines[i] for i in range(max(line - 2, 0), min(line, len(lines)))):
-            hint = " YAML does not allow tabs for indentation; indent with spaces."
-        sink.error(line, "yaml-syntax", f"YAML syntax error: {what}{context}.{hint}")
-        return None
-    except yaml.YAMLError as exc:  # e.g. a control character in the stream
-        sink.error(1, "yaml-syntax", f"YAML syntax error: {exc}. Fix the file's encoding/content.")
-        return None
-    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a timestamp out of range
-        sink.error(1, "yaml-syntax", f"YAML value cannot be read: {exc}.")
-        return None
+            hint = "YAML does not allow tabs for indentation; indent with spaces."
+        else:
+            hint = "Check the indentation, quoting and brackets on that line and the one before."
+        report(line, "yaml-syntax", f"YAML syntax error: {what}{context}. {hint}")
+    except yaml.reader.ReaderError as exc:  # a control character; find it (offsets count bytes or chars)
+        code = exc.character if isinstance(exc.character, int) else -1
+        at = text.find(chr(code)) if code >= 0 else -1
+        report(
+            text.count("\n", 0, at) + 1 if at >= 0 else 1,
+            "yaml-syntax",
+            f"The file contains the control character U+{max(code, 0):04X}, which YAML does not "
+            "allow. Delete it (or save the file as plain UTF-8 text).",
+        )
+    except yaml.YAMLError as exc:
+        report(1, "yaml-syntax", f"YAML syntax error: {exc}. Fix the file's content.")
+    except RecursionError:
+        report(1, "yaml-syntax", "The YAML nests too deeply to read. Flatten the structure.")
     finally:
         loader.dispose()
+    return None
