@@ -155,7 +155,7 @@ def load_located(text: str, sink: ProblemSink) -> Any:
         else:
             hint = "Check the indentation, quoting and brackets on that line and the one before."
         report(line, "yaml-syntax", f"YAML syntax error: {what}{context}. {hint}")
-    except yaml.reader.ReaderError as exc:  # a control character; find it (offsets count bytes or chars)
+    except yaml.reader.ReaderError as exc:  # a control character (offset: bytes or chars)
         code = exc.character if isinstance(exc.character, int) else -1
         at = text.find(chr(code)) if code >= 0 else -1
         report(
