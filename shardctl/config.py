@@ -357,6 +357,13 @@ class _Reader:
 
     def tables(self, sharding: LocatedMap) -> None:
         tables = self.sequence(sharding, "tables", "database.groups.sharding", required=True)
+        if tables is not None and not tables:
+            self.sink.error(
+                tables.line,
+                "no-tables",
+                "'database.groups.sharding.tables' is empty; add each logical table with its "
+                "'name' and 'suffix_count'.",
+            )
         seen: dict[str, int] = {}
         for index, node in enumerate(tables or ()):
             where = f"table #{index + 1}"
@@ -382,9 +389,9 @@ class _Reader:
                 )
                 continue
             seen[name] = node.line_of("name")
-            if "suffix_count" not in node:
+            if node.get("suffix_count") is None:
                 self.sink.error(
-                    node.line,
+                    node.line_of("suffix_count"),
                     "missing-key",
                     f"{where} has no 'suffix_count'. Add e.g. 'suffix_count: 32'.",
                 )
