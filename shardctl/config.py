@@ -605,6 +605,7 @@ class _Reader:
             return None
 
     def writer(self, node: LocatedMap, where: str, driver: Driver) -> Dsn | None:
+        before = len(self.sink.problems)
         dsn = self.parse(node, "dsn", where, driver)
         writer_dsn = self.parse(node, "writer_dsn", where, driver)
         from_fields = self.fields_dsn(node, where, driver)
@@ -620,7 +621,7 @@ class _Reader:
         if chosen is not None and from_fields is not None:
             chosen = _fill_from_fields(chosen, from_fields)
         chosen = chosen or from_fields
-        if chosen is None and not any(key in node for key in ("dsn", "writer_dsn", "name")):
+        if chosen is None and not any(p.is_error for p in self.sink.problems[before:]):
             self.sink.error(
                 node.line,
                 "missing-key",
