@@ -24,7 +24,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -583,13 +583,19 @@ class _Reader:
         self.remember_secret(dsn.password)
         return dsn
 
-    def fields_dsn(self, node: LocatedMap, where: str, driver: Driver) -> Dsn | None:
+    def fields_dsn(
+        self, node: LocatedMap, where: str, driver: Driver, dsn: Dsn | None
+    ) -> Dsn | None:
+        """Apply ``host``/``port``/``name``/``user``/``password``: beside a DSN they only fill its
+        missing user and password; without one they build it (``name`` required)."""
         values = {key: self.string(node, key, where) for key in ("host", "name", "user")}
         password = self.string(node, "password", where)
         self.remember_secret(password)
         port = self.integer(node, "port", where, minimum=1)
-        if not any(values.values()):
-            return None
+        if dsn is not None:
+            return replace(dsn, user=dsn.user or values["user"], password=dsn.password or password)
+        if not any(values.values()) or any(node.get(k) is not None for k in ("dsn", "writer_dsn")):
+            return None  # nothing to build from, or the DSN is invalid (already reported)
         try:
             return dsn_from_fields(
                 driver,
@@ -601,14 +607,17 @@ class _Reader:
                 sqlite_base=self.p.sqlite_base,
             )
         except DsnError as exc:
-            self.sink.error(node.line, "bad-dsn", f"{where}: {exc}.")
+            self.sink.error(
+                node.line,
+                "bad-dsn",
+                f"{where}: {exc}. Add a 'dsn' or the missing field (see docs/Sharding.md).",
+            )
             return None
 
     def writer(self, node: LocatedMap, where: str, driver: Driver) -> Dsn | None:
         before = len(self.sink.problems)
         dsn = self.parse(node, "dsn", where, driver)
         writer_dsn = self.parse(node, "writer_dsn", where, driver)
-        from_fields = self.fields_dsn(node, where, driver)
         if dsn and writer_dsn and dsn.identity != writer_dsn.identity:
             self.sink.warning(
                 node.line_of("writer_dsn"),
@@ -617,10 +626,7 @@ class _Reader:
                 "name different databases; writes go to writer_dsn. Make them agree or drop "
                 "'dsn'.",
             )
-        chosen = writer_dsn or dsn
-        if chosen is not None and from_fields is not None:
-            chosen = _fill_from_fields(chosen, from_fields)
-        chosen = chosen or from_fields
+        chosen = self.fields_dsn(node, where, driver, writer_dsn or dsn)
         if chosen is None and not any(p.is_error for p in self.sink.problems[before:]):
             self.sink.error(
                 node.line,
@@ -653,19 +659,6 @@ class _Reader:
     def remember_secret(self, secret: str | None) -> None:
         if secret and len(secret) >= SECRET_MIN_LENGTH:
             self.p.secrets.add(secret)
-
-
-def _fill_from_fields(dsn: Dsn, fields: Dsn) -> Dsn:
-    """A DSN wins over separate fields; fields only fill what the DSN leaves out."""
-    return Dsn(
-        dsn.driver,
-        database=dsn.database,
-        host=dsn.host,
-        port=dsn.port,
-        user=dsn.user or fields.user,
-        password=dsn.password or fields.password,
-        options=dsn.options,
-    )
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
