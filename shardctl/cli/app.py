@@ -129,6 +129,8 @@ def main() -> None:
     try:
         result = app(standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
+        if code == ExitCode.INTERRUPTED:  # Typer turns KeyboardInterrupt into Exit(130)
+            message("Interrupted.")
     except ShardctlError as error:
         code = _fail(error)
     except KeyboardInterrupt:
