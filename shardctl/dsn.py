@@ -116,7 +116,7 @@ def dsn_from_fields(
         driver,
         database=name,
         host=(host or DEFAULT_HOST).lower(),
-        port=port or DEFAULT_PORTS[driver],
+        port=_port(str(port), "the 'port' field") if port else DEFAULT_PORTS[driver],
         user=user or None,
         password=password or None,
     )
@@ -148,15 +148,21 @@ def _parse_sqlite(text: str, base: Path) -> Dsn:
 
 
 def _port(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise DsnError(f"{what} port '{text}' is not a number between 1 and 65535")
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise DsnError(f"{what} '{text}' is not a port number between 1 and 65535")
     return int(text)
 
 
 def _parse_url(
     driver: Driver, text: str, schemes: tuple[str, ...], expand: Callable[[str], str]
 ) -> Dsn:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # its message may quote the password: say what to check instead
+        raise DsnError(
+            "the URL cannot be read (put an IPv6 host in [brackets] and percent-encode special "
+            "characters in the password)"
+        ) from None
     scheme = parts.scheme.split("+", 1)[0].lower()
     if scheme not in schemes:
         raise DsnError(
@@ -180,7 +186,7 @@ def _parse_url(
         driver,
         database=expand(database),
         host=(expand(unquote(host)) or opts.get("host") or DEFAULT_HOST).lower(),
-        port=_port(expand(port), "URL") if port else DEFAULT_PORTS[driver],
+        port=_port(expand(port), "URL port") if port else DEFAULT_PORTS[driver],
         user=expand(unquote(user)) or None,
         password=expand(unquote(password)) if has_password else None,
         options=tuple((k, v) for k, v in opts.items() if k not in ("host", "dbname")),
@@ -223,7 +229,7 @@ def _parse_libpq(text: str, expand: Callable[[str], str]) -> Dsn:
         "postgres",
         database=database,
         host=(host or DEFAULT_HOST).lower(),
-        port=_port(port, "libpq") if port else DEFAULT_PORTS["postgres"],
+        port=_port(port, "libpq port") if port else DEFAULT_PORTS["postgres"],
         user=user or None,
         password=expand(password) if password is not None else None,
         options=tuple(sorted(values.items())),
@@ -258,7 +264,7 @@ def _parse_go_mysql(text: str, expand: Callable[[str], str]) -> Dsn:
     elif addr:
         name, _, port_text = addr.rpartition(":") if ":" in addr else (addr, "", "")
         host = name.strip("[]") or DEFAULT_HOST
-        port = _port(port_text, "MySQL") if port_text else port
+        port = _port(port_text, "MySQL port") if port_text else port
     return Dsn(
         "mysql",
         database=expand(database),
