@@ -285,7 +285,8 @@ class _Reader:
             expanded = self.string(node, key, where)
             if expanded is None or "${" in expanded:  # bad or unset variable: already reported
                 return None
-            value = int(expanded) if expanded.strip().isdigit() else expanded
+            digits = expanded.strip()
+            value = int(digits) if digits.isascii() and digits.isdigit() else expanded
         if isinstance(value, bool) or not isinstance(value, int):
             self.sink.error(
                 node.line_of(key),
