@@ -177,19 +177,21 @@ def _parse_url(
         port = rest.removeprefix(":")
     elif ":" in hostport:
         host, _, port = hostport.rpartition(":")
-    options = parse_qsl(parts.query)
-    opts = dict(options)
-    database = unquote(parts.path.lstrip("/")) or opts.pop("dbname", "")
+    options = dict(parse_qsl(parts.query))
+    query = {key: options.pop(key, "") for key in ("dbname", "host", "user")}
+    query_password = options.pop("password", None)  # libpq URIs accept ?password=
+    database = unquote(parts.path.lstrip("/")) or query["dbname"]
     if not database:
         raise DsnError("the URL names no database (add '/dbname' after the host)")
+    secret = unquote(password) if has_password else query_password
     return Dsn(
         driver,
         database=expand(database),
-        host=(expand(unquote(host)) or opts.get("host") or DEFAULT_HOST).lower(),
+        host=(expand(unquote(host) or query["host"]) or DEFAULT_HOST).lower(),
         port=_port(expand(port), "URL port") if port else DEFAULT_PORTS[driver],
-        user=expand(unquote(user)) or None,
-        password=expand(unquote(password)) if has_password else None,
-        options=tuple((k, v) for k, v in opts.items() if k not in ("host", "dbname")),
+        user=expand(unquote(user) or query["user"]) or None,
+        password=expand(secret) if secret is not None else None,
+        options=tuple(options.items()),
     )
 
 
