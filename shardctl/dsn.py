@@ -183,12 +183,21 @@ def _parse_url(
     database = unquote(parts.path.lstrip("/")) or query["dbname"]
     if not database:
         raise DsnError("the URL names no database (add '/dbname' after the host)")
+    port_number = DEFAULT_PORTS[driver]
+    if port:
+        try:
+            port_number = _port(expand(port), "URL port")
+        except DsnError:  # a password with an unencoded '/', '?' or '#' lands here: never quote it
+            raise DsnError(
+                "the URL's port is not a number between 1 and 65535 (percent-encode '/', '?', "
+                "'#' and '@' in a password, e.g. %2F: they end the host part early)"
+            ) from None
     secret = unquote(password) if has_password else query_password
     return Dsn(
         driver,
         database=expand(database),
         host=(expand(unquote(host) or query["host"]) or DEFAULT_HOST).lower(),
-        port=_port(expand(port), "URL port") if port else DEFAULT_PORTS[driver],
+        port=port_number,
         user=expand(unquote(user) or query["user"]) or None,
         password=expand(secret) if secret is not None else None,
         options=tuple(options.items()),
@@ -204,6 +213,7 @@ _LIBPQ_TOKEN = re.compile(
 def _parse_libpq(text: str, expand: Callable[[str], str]) -> Dsn:
     values: dict[str, str] = {}
     pos = 0
+    key = ""
     while pos < len(text):
         if text[pos:].strip() == "":
             break
@@ -212,13 +222,15 @@ def _parse_libpq(text: str, expand: Callable[[str], str]) -> Dsn:
             snippet = text[pos:].strip().split()[0]
             if "=" in snippet:  # may carry a password: show only the key
                 snippet = snippet.split("=", 1)[0] + "=…"
+            near = f"after '{key}=…'" if "password" in key else f"near '{snippet}'"
             raise DsnError(
-                f"cannot read libpq keyword DSN near '{snippet}' "
-                "(expected key=value pairs such as 'host=db1 port=5432 dbname=app', "
-                "or a postgres:// URL)"
+                f"cannot read libpq keyword DSN {near} (expected key=value pairs such as "
+                "'host=db1 port=5432 dbname=app', with values containing spaces or quotes "
+                "written as password='a b\\'c'; or a postgres:// URL)"
             )
+        key = match.group("key").lower()
         raw = match.group("quoted") if match.group("quoted") is not None else match.group("bare")
-        values[match.group("key").lower()] = re.sub(r"\\(.)", r"\1", raw)
+        values[key] = re.sub(r"\\(.)", r"\1", raw)
         pos = match.end()
     database = expand(values.pop("dbname", ""))
     if not database:
@@ -258,7 +270,10 @@ def _parse_go_mysql(text: str, expand: Callable[[str], str]) -> Dsn:
     user, has_password, password = userinfo.partition(":")
     match = _GO_ADDRESS.match(address)
     if match is None:
-        raise DsnError(f"cannot read MySQL address '{address}' (expected e.g. 'tcp(db1:3306)')")
+        shown = f" '{address}'" if at >= 0 else ""  # without an '@' it may be 'user:password'
+        raise DsnError(
+            f"cannot read MySQL address{shown} (expected 'user:password@tcp(host:3306)/db')"
+        )
     host, port = DEFAULT_HOST, DEFAULT_PORTS["mysql"]
     addr = expand(match.group("addr") or "")
     if match.group("net") == "unix":
