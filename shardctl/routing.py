@@ -104,7 +104,7 @@ class Topology:
     entries: tuple[Entry, ...]
     databases: tuple[PhysicalDatabase, ...]
     master: tuple[Database, ...] = ()
-    secrets: frozenset[str] = frozenset()
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
     owner: tuple[int, ...] = field(default=(), repr=False)  # table number → entry index
     entry_database: tuple[int, ...] = field(default=(), repr=False)  # entry index → db index
 
