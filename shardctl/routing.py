@@ -196,18 +196,19 @@ class Topology:
 class ReaderSelector:
     """Chooses the DSN a read goes to, per the entry's ``reader_policy``.
 
-    No readers → the writer. ``round_robin`` cycles per entry in list order; ``random`` draws
-    uniformly (pass ``rng`` for reproducible picks).
+    No readers → the writer. ``round_robin`` cycles per database (entry or master database, even
+    when their ids coincide) in list order; ``random`` draws uniformly (pass ``rng`` for
+    reproducible picks).
     """
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()
-        self.cycles: dict[str, Iterator[Dsn]] = {}
+        self.cycles: dict[Database, Iterator[Dsn]] = {}  # not by id: a master may reuse an entry id
 
     def pick(self, database: Database) -> Dsn:
         if not database.readers:
             return database.writer
         if database.reader_policy == "round_robin":
-            cycle = self.cycles.setdefault(database.id, itertools.cycle(database.readers))
+            cycle = self.cycles.setdefault(database, itertools.cycle(database.readers))
             return next(cycle)
         return self.rng.choice(database.readers)
