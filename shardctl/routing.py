@@ -32,7 +32,8 @@ def parse_id(text: str) -> int:
     """The id in ``text``; :class:`InvalidId` names the value when it is not routable."""
     stripped = text.strip()
     try:
-        value = int(stripped) if stripped.lstrip("+-").isdigit() else None
+        digits = stripped.lstrip("+-")
+        value = int(stripped) if digits.isascii() and digits.isdigit() else None
     except ValueError:  # e.g. more digits than int() accepts
         value = None
     if value is None:
