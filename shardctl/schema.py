@@ -25,6 +25,7 @@ to 3072 bytes, and identifiers to 63 characters (PostgreSQL truncates longer one
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -517,7 +518,19 @@ def _kind(value: Any) -> str:
 def sqlalchemy_type(column_type: ColumnType) -> TypeEngine[Any]:
     """The SQLAlchemy type, with the variants that make each engine behave alike: ``text`` is
     LONGTEXT on MySQL (TEXT stops at 64 KB), ``json`` is JSONB on PostgreSQL, ``timestamp`` keeps
-    microseconds on MySQL (DATETIME(6)) and a time zone on PostgreSQL, ``binary`` is LONGBLOB."""
+    microseconds on MySQL (DATETIME(6)) and a time zone on PostgreSQL, ``binary`` is LONGBLOB.
+
+    Instances are shared between columns (types are immutable), except ``boolean``: a
+    SchemaType that binds to its column."""
+    import sqlalchemy as sa
+
+    if column_type.name == "boolean":
+        return sa.Boolean()
+    return _shared_type(column_type)
+
+
+@functools.cache
+def _shared_type(column_type: ColumnType) -> TypeEngine[Any]:
     import sqlalchemy as sa
     from sqlalchemy.dialects import mysql, postgresql
 
@@ -539,7 +552,6 @@ def sqlalchemy_type(column_type: ColumnType) -> TypeEngine[Any]:
         "bigint": sa.BigInteger,
         "integer": sa.Integer,
         "smallint": sa.SmallInteger,
-        "boolean": sa.Boolean,
         "double": sa.Double,
         "date": sa.Date,
     }
