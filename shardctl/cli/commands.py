@@ -1,4 +1,8 @@
 """Imports every command module so its ``@app.command`` registrations run."""
 
-from shardctl.cli import inspect  # noqa: F401
-from shardctl.cli import migrate  # noqa: F401
+from shardctl.cli import (
+    inspect,  # noqa: F401
+    migrate,  # noqa: F401
+    move,  # noqa: F401
+    status,  # noqa: F401
+)
