@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
@@ -314,7 +315,10 @@ def _print_master(topology: Topology) -> None:
 
 # --- route ---------------------------------------------------------------------------------
 
-STDIN_CHUNK = 1 << 20  # bytes read from stdin at a time
+STDIN_CHUNK = 1 << 16  # bytes of stdin per batch (bigger blocks cost page faults, not less)
+# A run of lines that are each a canonical id (digits, no sign or leading zero, < 20 digits):
+# such lines can be copied to the output as they are; anything else takes the checked path.
+_CANONICAL_IDS = re.compile(rb"(?:(?:0|[1-9][0-9]{0,18})\n)*")
 
 
 def route_record(topology: Topology, table_number: int) -> dict[str, Any]:
@@ -344,33 +348,35 @@ def _flat(record: dict[str, Any]) -> list[Any]:
             record["reader_policy"]]  # fmt: skip
 
 
-def _stdin_ids(stream: Any) -> Iterator[list[int]]:
-    """Batches of ids from a binary stream, one id per line (blank lines skipped).
+def _stdin_ids(stream: Any) -> Iterator[tuple[list[bytes], list[int]]]:
+    """Batches of ids from a binary stream, one id per line (blank lines skipped), each batch
+    as (decimal text of every id, the ids).
 
-    Fast path: ``map(int, lines)`` over a whole chunk; on any bad value the chunk is re-read
-    line by line so the error names the value and its line number.
+    Fast path: a chunk of canonical lines is split and converted with ``map(int, lines)``; any
+    other chunk (blanks, signs, spaces, bad values) is read line by line so an error names the
+    value and its line number.
     """
     carry = b""
     line_no = 0
-    while True:
-        chunk = stream.read(STDIN_CHUNK)
-        if not chunk:
-            break
-        lines = (carry + chunk).split(b"\n")
-        carry = lines.pop()
-        yield _parse_batch(lines, line_no)
-        line_no += len(lines)
+    while chunk := stream.read(STDIN_CHUNK):
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        data, carry = data[:cut], data[cut:]
+        if data:
+            yield _parse_batch(data, line_no)
+            line_no += data.count(b"\n")
     if carry.strip():
-        yield _parse_batch([carry], line_no)
+        yield _parse_batch(carry + b"\n", line_no)
 
 
-def _parse_batch(lines: list[bytes], first_line: int) -> list[int]:
-    try:
+def _parse_batch(data: bytes, first_line: int) -> tuple[list[bytes], list[int]]:
+    """The ids in ``data`` (whole lines, each ending in a newline) and their decimal text."""
+    lines = data.split(b"\n")
+    lines.pop()
+    if _CANONICAL_IDS.fullmatch(data):
         ids = list(map(int, lines))
-        if ids and (min(ids) >= 0 and max(ids) >> 63 == 0):
-            return ids
-    except ValueError:
-        pass
+        if max(ids) >> 63 == 0:
+            return lines, ids
     ids = []
     for offset, raw in enumerate(lines):
         text = raw.decode("utf-8", "replace")
@@ -380,12 +386,14 @@ def _parse_batch(lines: list[bytes], first_line: int) -> list[int]:
             ids.append(parse_id(text))
         except InvalidId as error:
             raise InvalidId(f"stdin line {first_line + offset + 1}: {error.message}") from None
-    return ids
+    return [b"%d" % i for i in ids], ids
 
 
-def _route_stream(topology: Topology, batches: Iterable[list[int]], fmt: Format) -> None:
-    """Route many ids with one precomputed text tail per table number (≈ a dict lookup per id)."""
-    out = sys.stdout
+def _route_stream(
+    topology: Topology, batches: Iterable[tuple[list[bytes], list[int]]], fmt: Format
+) -> None:
+    """Route many ids with one precomputed tail per table number: per id a modulo, a list
+    lookup and a bytes concatenation, written as bytes (text encoding once, for the tails)."""
     count = topology.suffix_count
     records = [route_record(topology, n) for n in range(count)]
     if fmt is Format.csv:
@@ -394,24 +402,24 @@ def _route_stream(topology: Topology, batches: Iterable[list[int]], fmt: Format)
 
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(_flat(r) for r in records)
-        tails = ["," + line + "\n" for line in buffer.getvalue().splitlines()]
-        out.write(",".join(route_columns(topology)) + "\n")
-        for ids in batches:
-            out.write("".join([f"{i}{tails[i % count]}" for i in ids]))
-        return
-    tails = ["," + dumps(r)[1:] + "\n" for r in records]
-    opener, separator = ("[\n", "") if fmt is Format.json else ("", "")
-    for ids in batches:
-        if not ids:
-            continue
-        if fmt is Format.json:
-            text = ",".join([f'{{"id":{i}{tails[i % count][:-1]}\n' for i in ids])
-            out.write(opener + separator + text)
-            opener, separator = "", ","
-        else:
-            out.write("".join([f'{{"id":{i}{tails[i % count]}' for i in ids]))
+        texts = ["," + line + "\n" for line in buffer.getvalue().splitlines()]
+        head, start = ",".join(route_columns(topology)) + "\n", b""
+    else:
+        texts = ["," + dumps(r)[1:] + "\n" for r in records]
+        head, start = "", b'{"id":'
+    sys.stdout.write(head)
+    sys.stdout.flush()
+    tails = [text.encode(sys.stdout.encoding) for text in texts]
+    write = sys.stdout.buffer.write
+    glue = b"," if fmt is Format.json else b""  # json: one array, items separated by commas
+    before = b"[\n" if fmt is Format.json else b""
+    for lines, ids in batches:
+        if ids:
+            items = [start + line + tails[i % count] for line, i in zip(lines, ids, strict=True)]
+            write(before + glue.join(items))
+            before = glue
     if fmt is Format.json:
-        out.write("[]\n" if opener else "]\n")
+        write(b"[]\n" if before == b"[\n" else b"]\n")
 
 
 @app.command()
