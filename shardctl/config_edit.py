@@ -58,6 +58,10 @@ def rewrite_entry(text: str, file: str, entry_id: str, new: EntryConnection) -> 
     if entry.flow_style:
         raise _by_hand(file, entry, entry_id, "it is written in flow style ({...})")
     own = {key.value: (key, value) for key, value in entry.value if isinstance(key, ScalarNode)}
+    for name in ("driver", "dsn", "writer_dsn", "reader_dsns", *CONNECTION_FIELDS):
+        if name in own and own[name][1].anchor is not None:
+            why = f"its '{name}' is a YAML anchor or alias (&/*) that other entries may share"
+            raise _by_hand(file, own[name][0], entry_id, why)
     expected: dict[str, Any] = {}
     removed = [name for name in CONNECTION_FIELDS if name in own]
     edits = _Edits(text)
@@ -93,7 +97,7 @@ def rewrite_entry(text: str, file: str, entry_id: str, new: EntryConnection) -> 
         last = entry.value[-1][1].end_mark.index
         edits.insert(_line_end(text, last), "".join(f"\n{line}" for line in additions))
     result = edits.apply()
-    _check_result(text, result, file, position, expected, removed, entry_id)
+    _check_result(text, result, file, position, expected, entry_id)
     return result
 
 
@@ -170,9 +174,8 @@ def _line_start(text: str, index: int) -> int:
 
 def _by_hand(file: str, node: Node, entry_id: str, why: str) -> ConfigEditError:
     return ConfigEditError(
-        f"Entry '{entry_id}' cannot be rewritten automatically: {why}. Change its dsn / "
-        "writer_dsn / reader_dsns by hand, or write the entry in the usual block layout "
-        "(one key per line) and run the command again.",
+        f"Entry '{entry_id}' cannot be rewritten automatically: {why}. Give the entry its "
+        "own plain values, one key per line (block style), and run the command again.",
         file=file,
         line=node.start_mark.line + 1,
     )
@@ -279,16 +282,17 @@ def _check_result(
     file: str,
     position: int,
     changes: dict[str, Any],
-    removed: list[str],
     entry_id: str,
 ) -> None:
+    """The new file must hold the old data with exactly ``changes`` in the entry and no
+    separate connection fields left (own or inherited)."""
     try:
         expected = _plain(yaml.safe_load(old))
         actual = yaml.safe_load(new)
     except yaml.YAMLError as exc:  # a bug in the splicing above; never write such a file
         raise ConfigEditError(f"The rewritten file does not parse: {exc}", file=file) from None
     entry = list(_entries(expected))[position]
-    for key in removed:
+    for key in CONNECTION_FIELDS:
         entry.pop(key, None)
     entry.update(changes)
     if actual != expected:
