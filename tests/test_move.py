@@ -20,7 +20,7 @@ from shardctl.checksum import Checksum, normalize, row_digest
 from shardctl.config_edit import ConfigEditError, EntryConnection, rewrite_entry
 from shardctl.db import make_engine
 from shardctl.dsn import Dsn
-from shardctl.move import MoveConflict, VerificationFailed, plan_move, run_move
+from shardctl.move import VerificationFailed, plan_move, run_move
 
 SENTINEL = "S3ntinel-Pa55word-move"
 USERS = range(0, 300, 1)  # ids 0-299: ~10 users and 20 posts per table number
@@ -310,8 +310,8 @@ database:
 
 
 def test_rewrite_replaces_fields_and_readers_in_place():
-    new = rewrite_entry(FIELDS_CONFIG, "f.yaml", "1",
-                        EntryConnection("mysql", "app:${PW}@tcp(db5:3306)/app", ("yes", "r: 2")))  # fmt: skip
+    connection = EntryConnection("mysql", "app:${PW}@tcp(db5:3306)/app", ("yes", "r: 2"))
+    new = rewrite_entry(FIELDS_CONFIG, "f.yaml", "1", connection)
     assert new.splitlines()[5:11] == [
         "        - id: 1   # first",
         "          driver: mysql",
