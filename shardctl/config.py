@@ -173,8 +173,12 @@ def read_config_text(config_dir: Path, env: str) -> tuple[Path, str]:
     try:
         return path, data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
         raise UsageError(
-            f"Config file {path} is not UTF-8 text (byte {exc.start}). Save it as UTF-8."
+            f"The config file is not UTF-8 text (byte {exc.start} cannot be decoded). "
+            "Save it as UTF-8.",
+            file=str(path),
+            line=line,
         ) from None
 
 
