@@ -55,8 +55,9 @@ def check_suffix_counts(parsed: ParsedConfig) -> int | None:
     counts = {t.suffix_count for t in parsed.tables}
     if len(counts) > 1:
         listing = ", ".join(f"{t.name}={t.suffix_count}" for t in parsed.tables)
+        first = parsed.tables[0].suffix_count
         parsed.sink.error(
-            parsed.tables[1].line,
+            next(t.line for t in parsed.tables if t.suffix_count != first),
             "suffix-count-mismatch",
             f"Logical tables have different suffix_count ({listing}); one set of table_range "
             "values cannot serve both. Give every table the same suffix_count or move the odd "
