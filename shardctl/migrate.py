@@ -71,7 +71,10 @@ Mode = Literal["apply", "dry-run", "check"]
 Action = Literal["create table", "create index", "add column"]
 LOCK_TIMEOUT = 60.0  # seconds a run waits for another migrate (or a DDL lock) on one database
 MAX_PARALLEL_DATABASES = 16  # databases worked on at once (one connection each)
-_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"shardctl migrate").digest()[:8], "big", signed=True)
+# PostgreSQL advisory lock key (per database) held by every migrate; see mysql_lock_name
+ADVISORY_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"shardctl migrate").digest()[:8], "big", signed=True
+)
 _MYSQL_ALREADY_DONE = {1060, 1061}  # duplicate column name, duplicate key name
 _MISSING_CODE: dict[Action, str] = {
     "create table": "missing-table",
@@ -485,7 +488,7 @@ def _session(
         with engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(lock_timeout)}")
-            name = "shardctl.migrate." + hashlib.sha1(target.writer.database.encode()).hexdigest()
+            name = mysql_lock_name(target.writer.database)
             got = connection.scalar(sa.select(sa.func.get_lock(name, int(lock_timeout))))
             if got != 1:
                 raise _lock_wait_error(target, lock_timeout)
@@ -498,8 +501,14 @@ def _session(
         with engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see _engine)
             if target.driver == "postgres":
                 connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout)}s'")
-                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
             yield connection
+
+
+def mysql_lock_name(database: str) -> str:
+    """The ``GET_LOCK`` name a migrate holds on a MySQL database (server-wide namespace, at most
+    64 characters, so the database name is hashed)."""
+    return "shardctl.migrate." + hashlib.sha1(database.encode()).hexdigest()
 
 
 def _execute(connection: Connection, step: Step, driver: Driver) -> None:

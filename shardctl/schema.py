@@ -349,6 +349,8 @@ class _SchemaReader:
         if match is None or not known:
             close = difflib.get_close_matches(text.lower(), _type_names(), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
+            if re.fullmatch(r"\s*numeric\s*\(\s*\d+\s*", text):  # {type: numeric(12,2)}
+                hint = " Inside {…} the comma splits the value: quote it, 'numeric(12,2)'."
             self.sink.error(
                 line,
                 "unknown-type",
