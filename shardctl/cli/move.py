@@ -119,7 +119,10 @@ def move(
     for warning in plan.warnings:
         message(f"warning: {warning}", style="yellow")
     if plan.already_there:
-        message(f"Entry {plan.entry.id} already uses {plan.target.redacted()}; nothing to move.")
+        message(
+            f"Entry {plan.entry.id} already uses {plan.target.redacted()}; nothing to move. "
+            "Tables left on its old database show as stray-table in `shardctl migrate --check`."
+        )
         return int(ExitCode.OK)
     _print_plan(plan, drop_source)
     if dry_run:
