@@ -281,7 +281,10 @@ class _Reader:
             self.sink.error(node.line_of(key), "bad-variable", f"'{key}' of {where}: {exc}.")
             return None
 
-    def integer(self, node: LocatedMap, key: str, where: str, minimum: int) -> int | None:
+    def integer(
+        self, node: LocatedMap, key: str, where: str, *, minimum: int, code: str
+    ) -> int | None:
+        """An integer field, or ``None`` when absent or invalid (``code`` when below minimum)."""
         value = node.get(key)
         if value is None:
             return None
@@ -301,7 +304,7 @@ class _Reader:
         if value < minimum:
             self.sink.error(
                 node.line_of(key),
-                "bad-pool-number" if minimum > 0 else "bad-number",
+                code,
                 f"'{key}' of {where} is {value}; it must be at least {minimum}.",
             )
             return None
@@ -401,7 +404,7 @@ class _Reader:
                     f"{where} has no 'suffix_count'. Add e.g. 'suffix_count: 32'.",
                 )
                 continue
-            count = self.integer(node, "suffix_count", where, minimum=1)
+            count = self.integer(node, "suffix_count", where, minimum=1, code="bad-number")
             if count is None:
                 continue
             if count > MAX_SUFFIX_COUNT:
@@ -538,8 +541,10 @@ class _Reader:
         )
 
     def pool(self, node: LocatedMap, where: str) -> Pool:
-        max_conn = self.integer(node, "max_connections", where, minimum=1)
-        max_idle = self.integer(node, "max_idle_connections", where, minimum=1)
+        max_conn = self.integer(node, "max_connections", where, minimum=1, code="bad-pool-number")
+        max_idle = self.integer(
+            node, "max_idle_connections", where, minimum=1, code="bad-pool-number"
+        )
         if max_conn is not None and max_idle is not None and max_idle > max_conn:
             self.sink.warning(
                 node.line_of("max_idle_connections"),
@@ -596,7 +601,7 @@ class _Reader:
         values = {key: self.string(node, key, where) for key in ("host", "name", "user")}
         password = self.string(node, "password", where)
         self.remember_secret(password)
-        port = self.integer(node, "port", where, minimum=1)
+        port = self.integer(node, "port", where, minimum=1, code="bad-dsn")
         if dsn is not None:
             return replace(dsn, user=dsn.user or values["user"], password=dsn.password or password)
         if not any(values.values()) or any(node.get(k) is not None for k in ("dsn", "writer_dsn")):
