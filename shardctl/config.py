@@ -732,6 +732,6 @@ def parse_config(
         sink=ProblemSink(display_path(path)),
     )
     root = load_located(text, parsed.sink)
-    if not parsed.sink.has_errors:
+    if root is not None or not parsed.sink.has_errors:  # after duplicate keys, check the rest
         _Reader(parsed, os.environ if environ is None else environ).document(root)
     return parsed
