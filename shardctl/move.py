@@ -28,7 +28,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -338,33 +338,57 @@ class _Silent:
 
 def _prepare_target(plan: MovePlan) -> list[str]:
     """Check the source's tables against the schema, then create the target's with migrate
-    (the new layout's target database); either drifting for the entry's tables stops the move.
-    Returns the tables created."""
+    (the new layout's target database); either side drifting for the entry's tables stops the
+    move. Returns the tables created."""
     names = {t.name for t in plan.tables}
     source = migrate.check(plan.topology, plan.schema, databases=[plan.entry.id])
+    _refuse_drift(
+        plan,
+        source,
+        names,
+        "source",
+        complete=True,
+        hint="run `shardctl migrate` for the source first, or fix its tables",
+    )
     target = migrate.apply(plan.new_topology, plan.schema, databases=[plan.entry.id])
-    for side, outcome, hint in (
-        ("source", source, "run `shardctl migrate` for the source first, or fix its tables"),
-        ("target", target, "fix or drop those tables on the target (never on the source)"),
-    ):
-        for database in outcome.databases:
-            if database.error is not None:
-                raise database.error
-            assert database.plan is not None  # planned whenever there is no error
-            # the source must be complete; the target's missing objects were just created
-            findings = database.plan.findings if side == "source" else database.plan.drift
-            relevant = [f.message for f in findings if f.table in names]
-            if relevant:
-                raise DatabaseError(
-                    f"The {side} tables of entry {plan.entry.id} do not match the schema "
-                    f"({database.target.label}): {' '.join(relevant)} Nothing was copied; {hint}."
-                )
+    _refuse_drift(
+        plan,
+        target,
+        names,
+        "target",
+        complete=False,
+        hint="fix or drop those tables on the target (never on the source)",
+    )
     return [
         step.table
         for database in target.databases
         for step in database.applied
         if step.action == "create table" and step.table in names
     ]
+
+
+def _refuse_drift(
+    plan: MovePlan,
+    outcome: migrate.MigrateResult,
+    names: set[str],
+    side: str,
+    *,
+    complete: bool,
+    hint: str,
+) -> None:
+    """Raise the first database error, or the drift found in the entry's tables (``complete``:
+    missing tables, columns and indexes count too)."""
+    for database in outcome.databases:
+        if database.error is not None:
+            raise database.error
+        assert database.plan is not None  # planned whenever there is no error
+        findings = database.plan.findings if complete else database.plan.drift
+        relevant = [f.message for f in findings if f.table in names]
+        if relevant:
+            raise DatabaseError(
+                f"The {side} tables of entry {plan.entry.id} do not match the schema "
+                f"({database.target.label}): {' '.join(relevant)} Nothing was copied; {hint}."
+            )
 
 
 def _sa_table(metadata: sa.MetaData, table: MoveTable, driver: Driver) -> sa.Table:
@@ -410,7 +434,8 @@ class _Side:
             yield
         except SQLAlchemyError as exc:
             if self.connection is not None:
-                self.connection.rollback()
+                with suppress(SQLAlchemyError):  # a dead connection has nothing to roll back
+                    self.connection.rollback()
             raise database_error(exc, self.label, self.secrets) from None
 
     def execute(self, statement: Any, parameters: Any = None) -> list[Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -207,6 +208,24 @@ def test_conflicting_rows_on_the_target_stop_the_move(capsys, develop):
     execute(plan.target, "DELETE FROM posts_004 WHERE id = 8")  # now a row only on the source
     run = move(capsys, develop, "2", "./data/develop/sharding_db_5.db")
     assert run.code == 1 and "id=8 is only on the source" in run.err
+
+
+def test_target_table_with_another_shape_stops_the_move(capsys, develop):
+    target = develop.parent / "data" / "develop" / "sharding_db_5.db"
+    with sqlite3.connect(target) as connection:
+        connection.execute(
+            "CREATE TABLE users_005 (id BIGINT PRIMARY KEY, name TEXT NOT NULL, email "
+            "VARCHAR(255) NOT NULL, balance NUMERIC(12, 2), score FLOAT, active BOOLEAN NOT NULL, "
+            "born DATE, created_at DATETIME NOT NULL, profile JSON, avatar BLOB, note TEXT)"
+        )
+    run = move(capsys, develop, "2", "./data/develop/sharding_db_5.db")
+    assert run.code == 1
+    assert "The target tables of entry 2 do not match the schema" in run.err
+    assert "users_005.note is not in the schema" in run.err
+    assert (
+        "dsn: ./data/develop/sharding_db_1.db"
+        in (develop / "develop" / "database.yaml").read_text()
+    )
 
 
 def test_checksum_mismatch_fails_verification_and_keeps_everything(capsys, develop):
