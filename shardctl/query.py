@@ -1,0 +1,690 @@
+"""Run a ``query-all`` plan: one connection per physical database, databases in parallel, rows
+streamed into the merge.
+
+Reads run in read-only transactions (PostgreSQL ``SET TRANSACTION READ ONLY``, MySQL ``START
+TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``), on a reader picked by the entry's
+``reader_policy`` unless ``writer`` is set. Before the statement runs, every database is checked
+(in parallel) for its suffix tables and for how it compares text, so a missing table or an
+unreachable server is reported before any row is printed.
+
+``timeout`` bounds each database: PostgreSQL ``statement_timeout``, MariaDB
+``max_statement_time`` / MySQL ``max_execution_time``, SQLite a progress handler. Rows travel from
+each database's thread in batches through bounded queues; an ordered plan k-way merges one sorted
+stream per database, an unordered one passes rows on as they arrive, a grouped one keeps only the
+groups. With more databases than :data:`MAX_PARALLEL`, an ordered plan buffers the streams that
+wait for a thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import BindParameter
+
+from shardctl.db import database_error, make_engine
+from shardctl.dsn import Dsn
+from shardctl.errors import DatabaseError, ShardctlError, UsageError
+from shardctl.merge import GroupMerge, Row, RowMerge, StreamInfo
+from shardctl.routing import ReaderSelector, Topology
+from shardctl.sqlplan import DatabaseStatement, QueryPlan, QueryRefused, plan_query
+
+MAX_PARALLEL = 16  # databases worked on at once
+BATCH_ROWS = 500  # rows handed from a database's thread to the merge at a time
+QUEUE_BATCHES = 16  # batches buffered per database before its thread waits
+POLL_SECONDS = 0.1  # how often a waiting thread looks for cancellation
+SQLITE_PROGRESS_STEPS = 1000  # virtual-machine steps between SQLite timeout checks
+C_COLLATIONS = frozenset({"c", "posix", "c.utf8", "c.utf-8", "ucs_basic", "pg_c_utf8"})
+_TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+
+
+class MissingTable(DatabaseError):
+    """A suffix table the statement needs does not exist on its database."""
+
+
+@dataclass
+class DatabaseStats:
+    """What one physical database did: rows it returned (or changed) and wall time."""
+
+    database: str
+    table_numbers: tuple[int, ...]
+    rows: int = 0
+    ms: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class QueryResult:
+    """Columns, a row iterator (consume it once), per-database stats and warnings.
+
+    ``stats`` and ``warnings`` are complete once ``rows`` is exhausted. Close the result (or
+    use it as a context manager) to release connections when not reading every row."""
+
+    plan: QueryPlan
+    columns: list[str]
+    rows: Iterator[Row]
+    stats: list[DatabaseStats]
+    warnings: list[str] = field(default_factory=list)
+    closer: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def close(self) -> None:
+        self.closer()
+
+    def __enter__(self) -> QueryResult:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def query_all(
+    topology: Topology,
+    sql: str,
+    *,
+    writer: bool = False,
+    allow_partial: bool = False,
+    allow_write: bool = False,
+    timeout: float | None = None,
+    selector: ReaderSelector | None = None,
+    max_parallel: int = MAX_PARALLEL,
+) -> QueryResult:
+    """Plan ``sql`` and run it on every physical database of ``topology``."""
+    plan = plan_query(sql, topology, allow_write=allow_write)
+    return run_plan(
+        topology,
+        plan,
+        writer=writer,
+        allow_partial=allow_partial,
+        timeout=timeout,
+        selector=selector,
+        max_parallel=max_parallel,
+    )
+
+
+def run_plan(
+    topology: Topology,
+    plan: QueryPlan,
+    *,
+    writer: bool = False,
+    allow_partial: bool = False,
+    timeout: float | None = None,
+    selector: ReaderSelector | None = None,
+    max_parallel: int = MAX_PARALLEL,
+) -> QueryResult:
+    """Run a plan. Raises :class:`~shardctl.errors.DatabaseError` (or :class:`MissingTable`)
+    naming the database when one fails, unless ``allow_partial`` (reads only): then the others'
+    results come back with a warning naming the failed databases and uncovered table numbers."""
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout}.")
+    if plan.is_write and allow_partial:
+        raise UsageError("--allow-partial cannot be combined with writes: a write is all or none.")
+    selector = selector or ReaderSelector()
+    links = []
+    for statement in plan.statements:
+        database = statement.database
+        use_writer = writer or plan.is_write
+        dsn = database.writer if use_writer else selector.pick(database.entries[0])
+        links.append(_Link(topology, plan, statement, dsn, timeout))
+    run = _Run(topology, plan, links, allow_partial, max(1, max_parallel))
+    return run.write() if plan.is_write else run.read()
+
+
+@dataclass
+class _Run:
+    topology: Topology
+    plan: QueryPlan
+    links: list[_Link]
+    allow_partial: bool
+    max_parallel: int
+    warnings: list[str] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    active: list[_Link] = field(default_factory=list)
+    executor: ThreadPoolExecutor | None = None
+    columns: list[str] | None = None
+    columns_ready: threading.Condition = field(default_factory=threading.Condition)
+
+    # --- phase 1: connect and check, every database in parallel ---------------------------
+
+    def open_all(self) -> None:
+        workers = min(self.max_parallel, len(self.links))
+        with ThreadPoolExecutor(workers, thread_name_prefix="shardctl-open") as pool:
+            errors = list(pool.map(_Link.open, self.links))
+        failed = [(link, error) for link, error in zip(self.links, errors, strict=True) if error]
+        self.active = [link for link, error in zip(self.links, errors, strict=True) if not error]
+        if failed and (not self.allow_partial or not self.active):
+            for link in self.active:
+                link.close(abort=True)
+            raise _first_error(failed)
+        for link, error in failed:
+            self.partial_warning(link, error)
+
+    def partial_warning(self, link: _Link, error: ShardctlError) -> None:
+        link.stats.error = error.message
+        statement = link.statement
+        entries = {self.topology.entry_for(n).id: None for n in statement.table_numbers}
+        self.warnings.append(
+            f"Partial result: database {statement.database.label} failed ({error.message}); "
+            f"table numbers {_spans(statement.table_numbers)} (entries "
+            f"{', '.join(entries)}) are not covered."
+        )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def read(self) -> QueryResult:
+        self.open_all()
+        merge = self.plan.merge
+        assert isinstance(merge, RowMerge | GroupMerge)
+        ordered = isinstance(merge, RowMerge) and bool(merge.order)
+        shared: queue.Queue[tuple[Any, ...]] = queue.Queue(QUEUE_BATCHES * len(self.active))
+        queues = [
+            queue.Queue(QUEUE_BATCHES)
+            if ordered and len(self.active) <= self.max_parallel
+            # an ordered merge needs every stream at once: buffer those waiting for a thread
+            else queue.Queue()
+            if ordered
+            else shared
+            for _ in self.active
+        ]
+        self.executor = ThreadPoolExecutor(
+            min(self.max_parallel, len(self.active)), thread_name_prefix="shardctl-query"
+        )
+        for index, (link, out) in enumerate(zip(self.active, queues, strict=True)):
+            self.executor.submit(link.produce, index, out, self.cancel, self.announce)
+        rows = self.merged(merge, queues, shared)
+        columns: Sequence[str] | None = self.plan.columns
+        if self.plan.kind == "rows":
+            columns = self.wait_for_columns() or columns
+        return QueryResult(
+            self.plan,
+            list(columns or []),
+            rows,
+            [link.stats for link in self.links],
+            self.warnings,
+            self.close,
+        )
+
+    def announce(self, names: list[str]) -> None:
+        """Called by the first database that executes: the column names it reports."""
+        with self.columns_ready:
+            if self.columns is None:
+                merge = self.plan.merge
+                hidden = merge.hidden if isinstance(merge, RowMerge) else 0
+                self.columns = names[: len(names) - hidden]
+            self.columns_ready.notify_all()
+
+    def wait_for_columns(self) -> list[str] | None:
+        with self.columns_ready:
+            while self.columns is None and not all(link.finished for link in self.active):
+                self.columns_ready.wait(POLL_SECONDS)
+            return self.columns
+
+    def merged(
+        self,
+        merge: RowMerge | GroupMerge,
+        queues: list[queue.Queue[tuple[Any, ...]]],
+        shared: queue.Queue[tuple[Any, ...]],
+    ) -> Iterator[Row]:
+        infos = [link.info for link in self.active]
+        try:
+            if isinstance(merge, GroupMerge):
+                yield from merge.merge(self.completed(shared), infos)
+            elif merge.order:
+                streams = [self.stream(index, out) for index, out in enumerate(queues)]
+                yield from merge.merge(streams, infos)
+            else:
+                yield from merge.merge([self.interleaved(shared)], [StreamInfo()])
+        finally:
+            self.close()
+
+    def stream(self, index: int, messages: queue.Queue[tuple[Any, ...]]) -> Iterator[Row]:
+        while True:
+            kind, _, payload = messages.get()
+            if kind == "rows":
+                yield from payload
+            elif kind == "end":
+                return
+            else:
+                self.failed(index, payload)
+                return
+
+    def interleaved(self, messages: queue.Queue[tuple[Any, ...]]) -> Iterator[Row]:
+        remaining = len(self.active)
+        while remaining:
+            kind, index, payload = messages.get()
+            if kind == "rows":
+                yield from payload
+                continue
+            remaining -= 1
+            if kind == "error":
+                self.failed(index, payload, some_rows_shown=self.active[index].stats.rows > 0)
+
+    def completed(
+        self, messages: queue.Queue[tuple[Any, ...]]
+    ) -> Iterator[tuple[int, Sequence[Row]]]:
+        """Batches of databases that finished; a database that fails contributes nothing."""
+        pending: dict[int, list[Sequence[Row]]] = {i: [] for i in range(len(self.active))}
+        while pending:
+            kind, index, payload = messages.get()
+            if kind == "rows":
+                pending[index].append(payload)
+            elif kind == "end":
+                for batch in pending.pop(index):
+                    yield index, batch
+            else:
+                pending.pop(index)
+                self.failed(index, payload)
+
+    def failed(self, index: int, error: ShardctlError, *, some_rows_shown: bool = False) -> None:
+        link = self.active[index]
+        if not self.allow_partial:
+            raise error
+        self.partial_warning(link, error)
+        if some_rows_shown:
+            self.warnings[-1] += " Some of its rows were already returned."
+
+    def close(self) -> None:
+        """Stop every database: running producers close their own connection when they see
+        the cancellation; connections no producer has claimed yet are closed here."""
+        self.cancel.set()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+        for link in self.active:
+            link.close_unclaimed()
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def write(self) -> QueryResult:
+        self.open_all()
+        try:
+            with ThreadPoolExecutor(min(self.max_parallel, len(self.links))) as pool:
+                errors = list(pool.map(_Link.execute_writes, self.links))
+            failed = [(link, e) for link, e in zip(self.links, errors, strict=True) if e]
+            if failed:
+                error = _first_error(failed)
+                error.message += " Nothing was changed: every database was rolled back."
+                raise error
+            committed: list[str] = []
+            for link in self.links:
+                try:
+                    link.commit()
+                except ShardctlError as error:
+                    error.message += (
+                        f" Committed before the failure: {', '.join(committed) or 'none'}; the "
+                        "remaining databases were rolled back."
+                    )
+                    raise
+                committed.append(link.statement.database.label)
+        finally:
+            for link in self.links:
+                link.close(abort=False)
+        rows = [
+            (link.stats.database, _spans(link.stats.table_numbers), link.stats.rows)
+            for link in self.links
+        ]
+        return QueryResult(
+            self.plan,
+            ["database", "table_numbers", "rows_affected"],
+            iter(rows),
+            [link.stats for link in self.links],
+            self.warnings,
+        )
+
+
+def _first_error(failed: Sequence[tuple[_Link, ShardctlError]]) -> ShardctlError:
+    link, error = failed[0]
+    if len(failed) > 1:
+        others = ", ".join(other.statement.database.label for other, _ in failed[1:])
+        error.message += f" ({len(failed) - 1} more database(s) failed: {others}.)"
+    return error
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and spans[-1][1] == number - 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in spans)
+
+
+# --- one physical database -----------------------------------------------------------------
+
+
+class _Link:
+    """One connection to one physical database for the duration of a query."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        plan: QueryPlan,
+        statement: DatabaseStatement,
+        dsn: Dsn,
+        timeout: float | None,
+    ) -> None:
+        self.topology = topology
+        self.plan = plan
+        self.statement = statement
+        self.dsn = dsn
+        self.timeout = timeout
+        self.label = statement.database.label
+        self.stats = DatabaseStats(self.label, statement.table_numbers)
+        self.info = StreamInfo()
+        self.engine: Engine | None = None
+        self.connection: Connection | None = None
+        self.started = 0.0
+        self.deadline: float | None = None
+        self.cancel: threading.Event | None = None
+        self.finished = False
+        self.claimed = False
+        self.lock = threading.Lock()
+
+    def error(self, exc: BaseException) -> ShardctlError:
+        if isinstance(exc, ShardctlError):
+            return exc
+        original = getattr(exc, "orig", None) or exc
+        code = getattr(original, "args", (None,))[0] if getattr(original, "args", None) else None
+        timed_out = (
+            getattr(original, "sqlstate", None) == "57014"
+            or code in _TIMEOUT_CODES
+            or str(original).strip() == "interrupted"
+        )
+        if timed_out and self.timeout is not None:
+            return DatabaseError(
+                f"Database {self.label}: the query did not finish within --timeout "
+                f"{self.timeout:g}s and was cancelled.",
+                hint="Raise --timeout, or narrow the query with WHERE.",
+            )
+        return database_error(exc, self.label, self.topology.secrets)
+
+    def elapsed(self) -> None:
+        self.stats.ms = round((time.perf_counter() - self.started) * 1000, 1)
+
+    # --- phase 1 -------------------------------------------------------------------------
+
+    def open(self) -> ShardctlError | None:
+        """Connect, start a (read-only) transaction, set the timeout, check the tables and how
+        text compares. Returns the error instead of raising (it runs in a worker thread)."""
+        self.started = time.perf_counter()
+        if self.timeout is not None:
+            self.deadline = self.started + self.timeout
+        try:
+            self.engine = make_engine(self.dsn, timeout=self.timeout)
+            self.connection = self.engine.connect()
+            self.begin(self.connection)
+            self.check_tables(self.connection)
+            merge = self.plan.merge
+            compares = isinstance(merge, GroupMerge) or (
+                isinstance(merge, RowMerge) and bool(merge.order)
+            )
+            if compares:
+                self.info = self.learn(self.connection)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported per database
+            error = self.error(exc)
+            self.stats.error = error.message
+            self.close(abort=True)
+            self.elapsed()
+            return error
+        return None
+
+    def begin(self, connection: Connection) -> None:
+        dialect = self.plan.dialect
+        read_only = not self.plan.is_write
+        if dialect == "sqlite":
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            raw.set_progress_handler(self.sqlite_progress, SQLITE_PROGRESS_STEPS)
+            if read_only:
+                connection.exec_driver_sql("PRAGMA query_only = ON")
+        elif dialect == "postgres":
+            if read_only:
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if self.timeout is not None:
+                connection.exec_driver_sql(
+                    f"SET LOCAL statement_timeout = {max(1, round(self.timeout * 1000))}"
+                )
+        else:
+            version, increment = connection.exec_driver_sql(
+                "SELECT VERSION(), @@div_precision_increment"
+            ).one()
+            mariadb = "mariadb" in str(version).lower()
+            self.info = StreamInfo(
+                div_precision_increment=int(increment), max_decimal_scale=38 if mariadb else 30
+            )
+            if self.timeout is not None:
+                connection.exec_driver_sql(
+                    f"SET SESSION max_statement_time = {self.timeout:.6f}"
+                    if mariadb
+                    else f"SET SESSION max_execution_time = {max(1, round(self.timeout * 1000))}"
+                )
+            connection.exec_driver_sql(
+                "START TRANSACTION READ ONLY" if read_only else "START TRANSACTION"
+            )
+
+    def sqlite_progress(self) -> int:
+        """Non-zero aborts the running SQLite statement: past the deadline, or cancelled."""
+        cancelled = self.cancel is not None and self.cancel.is_set()
+        late = self.deadline is not None and time.perf_counter() > self.deadline
+        return int(cancelled or late)
+
+    def check_tables(self, connection: Connection) -> None:
+        inspector = inspect(connection)
+        existing = set(inspector.get_table_names()) | set(inspector.get_view_names())
+        missing = [table for table in self.statement.tables if table not in existing]
+        if missing:
+            raise self.missing(missing)
+        if self.plan.group_aliases:
+            first = {table.rsplit("_", 1)[0]: table for table in self.statement.tables}
+            columns = {
+                str(column["name"]).lower()
+                for table in first.values()
+                for column in inspector.get_columns(table)
+            }
+            clash = sorted(set(self.plan.group_aliases) & columns)
+            if clash:
+                raise QueryRefused(
+                    f"query-all refuses GROUP BY {clash[0]}: '{clash[0]}' is both an output "
+                    "alias and a column of the table, and GROUP BY would mean the column. Rename "
+                    "the alias or group by the expression itself."
+                )
+
+    def missing(self, missing: list[str]) -> MissingTable:
+        numbers = {
+            table: number
+            for number in self.statement.table_numbers
+            for table in self.statement.tables
+            if table.endswith(f"_{number:0{self.topology.width}d}")
+        }
+        table = missing[0]
+        number = numbers[table]
+        entry = self.topology.entry_for(number)
+        more = (
+            f" ({len(missing) - 1} more suffix table(s) missing there)" if len(missing) > 1 else ""
+        )
+        return MissingTable(
+            f"Table {table} (table number {number}, entry {entry.id}) does not exist on "
+            f"database {self.label}{more}.",
+            hint=f"Run 'shardctl migrate --env {self.topology.env}' to create the suffix tables.",
+        )
+
+    def learn(self, connection: Connection) -> StreamInfo:
+        """How this database compares text (see :class:`~shardctl.merge.StreamInfo`)."""
+        dialect = self.plan.dialect
+        tables = list(self.statement.tables)
+        names: BindParameter[list[str]] = bindparam("names", expanding=True)
+        if dialect == "sqlite":
+            ddl = connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE name IN :names").bindparams(names),
+                {"names": tables},
+            ).scalars()
+            odd = {
+                c.lower()
+                for sql in ddl
+                for c in re.findall(r"(?i)\bCOLLATE\s+[\"'`\[]?(\w+)", sql or "")
+            } - {"binary"}
+            why = f"a column uses COLLATE {sorted(odd)[0].upper()}." if odd else ""
+            return StreamInfo(text_exact=not odd, why_inexact=why)
+        if dialect == "postgres":
+            return self.learn_postgres(connection, tables)
+        enums = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME IN :names AND DATA_TYPE IN ('enum', 'set')"
+            ).bindparams(names),
+            {"names": tables},
+        ).scalar_one()
+        pads: tuple[bytes | None, ...] = ()
+        if self.statement.probe:
+            row = connection.exec_driver_sql(self.statement.probe).one()
+            pads = tuple(
+                bytes(row[i]) if row[i + 1] and row[i] is not None else None
+                for i in range(0, len(row), 2)
+            )
+        return StreamInfo(
+            text_exact=not enums,
+            pads=pads,
+            div_precision_increment=self.info.div_precision_increment,
+            max_decimal_scale=self.info.max_decimal_scale,
+            why_inexact=f"database {self.label} has ENUM/SET columns, which sort by position."
+            if enums
+            else "",
+        )
+
+    def learn_postgres(self, connection: Connection, tables: list[str]) -> StreamInfo:
+        collate, provider = connection.execute(
+            text(
+                "SELECT to_jsonb(d) ->> 'datcollate', to_jsonb(d) ->> 'datlocprovider' "
+                "FROM pg_database d WHERE d.datname = current_database()"
+            )
+        ).one()
+        odd_columns = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "LEFT JOIN pg_collation c ON c.oid = a.attcollation "
+                "WHERE a.attrelid = ANY(CAST(:tables AS regclass[])) AND a.attnum > 0 "
+                "AND NOT a.attisdropped AND (t.typtype = 'e' OR t.typname = 'citext' OR "
+                "(a.attcollation NOT IN (0, 100) AND lower(c.collname) <> ALL(:c_like)))"
+            ),
+            {"tables": tables, "c_like": sorted(C_COLLATIONS)},
+        ).scalar_one()
+        builtin = provider == "b"
+        codepoint = builtin or (provider in (None, "c") and str(collate).lower() in C_COLLATIONS)
+        why = ""
+        if not codepoint:
+            why = (
+                f"database {self.label} sorts text by collation {collate} (provider "
+                f"{provider}), which Python cannot reproduce."
+            )
+        elif odd_columns:
+            why = (
+                f"database {self.label} has enum, citext or non-C collated columns, which do "
+                "not sort by code point."
+            )
+        return StreamInfo(text_exact=codepoint and not odd_columns, why_inexact=why)
+
+    # --- phase 2 -------------------------------------------------------------------------
+
+    def produce(
+        self,
+        index: int,
+        out: queue.Queue[tuple[Any, ...]],
+        cancel: threading.Event,
+        announce: Callable[[list[str]], None],
+    ) -> None:
+        """Run the statement and hand rows over in batches: ``("rows", index, batch)`` …
+        then ``("end", index, None)`` or ``("error", index, error)``."""
+        self.cancel = cancel
+        with self.lock:
+            connection, self.claimed = self.connection, True
+        if connection is None:  # the query was closed before this database's turn
+            self.finished = True
+            return
+        message: tuple[Any, ...] = ("end", index, None)
+        try:
+            options = connection.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS)
+            result = options.exec_driver_sql(self.statement.sql)
+            announce(list(result.keys()))
+            while not cancel.is_set():
+                batch = result.fetchmany(BATCH_ROWS)
+                if not batch:
+                    break
+                self.stats.rows += len(batch)
+                if not _put(out, ("rows", index, [tuple(row) for row in batch]), cancel):
+                    break
+            if not cancel.is_set():
+                result.close()
+        except Exception as exc:  # noqa: BLE001 - reported to the merge, named per database
+            error = self.error(exc)
+            self.stats.error = error.message
+            message = ("error", index, error)
+        finally:
+            self.finished = True
+            self.elapsed()
+            self.close(abort=cancel.is_set() or message[0] == "error")
+            _put(out, message, cancel)
+
+    def execute_writes(self) -> ShardctlError | None:
+        connection = self.connection
+        assert connection is not None
+        try:
+            for sql in self.statement.statements:
+                self.stats.rows += max(0, connection.exec_driver_sql(sql).rowcount)
+        except Exception as exc:  # noqa: BLE001 - reported per database, then all roll back
+            error = self.error(exc)
+            self.stats.error = error.message
+            return error
+        finally:
+            self.elapsed()
+        return None
+
+    def commit(self) -> None:
+        assert self.connection is not None
+        try:
+            self.connection.commit()
+        except SQLAlchemyError as exc:
+            raise self.error(exc) from None
+
+    def close_unclaimed(self) -> None:
+        with self.lock:
+            if self.claimed:
+                return
+            self.claimed = True
+        self.close(abort=True)
+
+    def close(self, *, abort: bool) -> None:
+        """Release the connection: roll back (reads, unfinished writes) and close; ``abort``
+        drops it without draining a half-read result."""
+        with self.lock:
+            connection, self.connection = self.connection, None
+            engine, self.engine = self.engine, None
+        try:
+            if connection is not None:
+                if abort:
+                    connection.invalidate()
+                else:
+                    connection.rollback()
+                connection.close()
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection must not mask the error
+            pass
+        if engine is not None:
+            engine.dispose()
+
+
+def _put(out: queue.Queue[tuple[Any, ...]], item: tuple[Any, ...], cancel: threading.Event) -> bool:
+    """Hand ``item`` over, waiting for room; ``False`` when the query was cancelled."""
+    while not cancel.is_set():
+        try:
+            out.put(item, timeout=POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
