@@ -7,6 +7,7 @@ SQLAlchemy and ruamel.yaml are imported inside the command, so loading this modu
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +21,7 @@ from shardctl.cli.app import (
     EnvOption,
     app,
 )
+from shardctl.dsn import DRIVERS
 from shardctl.errors import ExitCode, UsageError
 from shardctl.output import console, message, print_table
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
     from shardctl.move import MovePlan, TableCheck
 
+DriverChoice = StrEnum("DriverChoice", {name: name for name in DRIVERS})  # type: ignore[misc]
 PHASE_TITLES = {
     "compare": "comparing rows already on the target",
     "copy": "copying",
@@ -50,12 +53,9 @@ def move(
         ),
     ],
     driver: Annotated[
-        str | None,
-        typer.Option(
-            "--driver",
-            help="Driver of the new database (default: the entry's): sqlite3, postgres or mysql.",
-        ),
-    ] = None,  # fmt: skip
+        DriverChoice | None,
+        typer.Option("--driver", help="Driver of the new database (default: the entry's)."),
+    ] = None,
     reader: Annotated[
         list[str] | None,
         typer.Option(
@@ -99,9 +99,11 @@ def move(
         ),
     ] = False,
     batch_size: Annotated[
-        int,
-        typer.Option("--batch-size", min=1, help="Rows per copy batch (one transaction each)."),
-    ] = 2000,
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Rows per copy batch, one transaction each (default 2000)."
+        ),
+    ] = None,
 ) -> int:
     """Move one entry's suffix tables to another database: create them there (migrate's
     schema), copy the rows in key order, verify row counts and checksums of every table on
@@ -109,10 +111,10 @@ def move(
     (comments and layout kept). Freeze writes to the entry first (docs/Resharding.md). An
     interrupted move resumes where it stopped. Exit 0 moved, 1 conflict, verification or
     database failure (config unchanged), 2 usage error, 130 interrupted (run again to resume)."""
-    from shardctl.move import plan_move, run_move
+    from shardctl.move import DEFAULT_BATCH_SIZE, plan_move, run_move
 
     plan = plan_move(
-        config_dir, env, entry, to, driver=driver, readers=reader or (),
+        config_dir, env, entry, to, driver=driver and driver.value, readers=reader or (),
         schema_file=schema_file, connecting=not dry_run,
     )  # fmt: skip
     STATE.secrets |= plan.secrets
@@ -132,9 +134,8 @@ def move(
     listener = _ProgressBar()
     try:
         with listener:
-            result = run_move(
-                plan, batch_size=batch_size, drop_source=drop_source, listener=listener
-            )
+            result = run_move(plan, batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                              drop_source=drop_source, listener=listener)  # fmt: skip
     except KeyboardInterrupt:
         message("Interrupted: the config is unchanged; run the same command again to resume.")
         raise
