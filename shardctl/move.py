@@ -415,10 +415,10 @@ class _Side:
         self.connection: Connection | None = None
 
     def __enter__(self) -> _Side:
+        self.engine = make_engine(self.dsn)
+        if self.dsn.driver != "sqlite3":
+            event.listen(self.engine, "connect", _utc_session)
         with self.errors():
-            self.engine = make_engine(self.dsn)
-            if self.dsn.driver != "sqlite3":
-                event.listen(self.engine, "connect", _utc_session)
             self.connection = self.engine.connect()
         return self
 
@@ -430,9 +430,11 @@ class _Side:
 
     @contextmanager
     def errors(self) -> Iterator[None]:
+        assert self.engine is not None
+        driver_error = self.engine.dialect.loaded_dbapi.Error  # raised by COPY, used directly
         try:
             yield
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, driver_error) as exc:
             if self.connection is not None:
                 with suppress(SQLAlchemyError):  # a dead connection has nothing to roll back
                     self.connection.rollback()
@@ -445,6 +447,29 @@ class _Side:
             rows = list(result.all()) if result.returns_rows else []
             self.connection.commit()
         return rows
+
+    def insert(self, table: sa.Table, rows: Sequence[Any]) -> None:
+        """Insert and commit one batch: ``COPY … FROM STDIN`` on PostgreSQL (values go through
+        the same SQLAlchemy bind processing as an INSERT), a multi-row INSERT elsewhere."""
+        if self.dsn.driver != "postgres":
+            self.execute(table.insert(), [row._asdict() for row in rows])
+            return
+        assert self.connection is not None
+        dialect = self.connection.dialect
+        processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
+        quote = dialect.identifier_preparer.quote
+        columns = ", ".join(quote(c.name) for c in table.columns)
+        with self.errors(), self.connection.begin():
+            driver_connection = self.connection.connection.driver_connection
+            assert driver_connection is not None
+            with (
+                driver_connection.cursor() as cursor,
+                cursor.copy(f"COPY {quote(table.name)} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(
+                        [v if p is None else p(v) for p, v in zip(processors, row, strict=True)]
+                    )
 
     def count(self, table: sa.Table, key: Sequence[str] = (), after: Key | None = None) -> int:
         statement = sa.select(sa.func.count()).select_from(table)
@@ -515,7 +540,7 @@ def _copy(
 ) -> int:
     copied = 0
     for rows in source.batches(table, key, size, after=last):
-        target.execute(table.insert(), [row._asdict() for row in rows])
+        target.insert(table, rows)
         copied += len(rows)
         report.advance(table.name, len(rows))
     return copied
