@@ -106,7 +106,7 @@ class _Builder:
         explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.loader.flatten_mapping(node)  # resolves `<<: *anchor`; merged pairs come first
         first_explicit = len(node.value) - explicit
-        written: set[str] = set()  # keys written here: overriding a merged key is the point
+        written: dict[str, int] = {}  # key → its line; overriding a merged key is no duplicate
         for index, (key_node, value_node) in enumerate(node.value):
             key = self.value(key_node)
             if not isinstance(key, str):
@@ -117,12 +117,12 @@ class _Builder:
                 self.sink.error(
                     _line(key_node),
                     "duplicate-key",
-                    f"Key '{key}' appears twice in one mapping (first at line "
-                    f"{mapping.lines[key]}); YAML would silently keep only the last one. "
+                    f"Key '{key}' appears twice in one mapping (first at line {written[key]}); "
+                    "YAML would silently keep only the last one. "
                     "Remove or merge one of them.",
                 )
             else:
-                written.add(key)
+                written[key] = _line(key_node)
             mapping[key] = self.build(value_node)
             mapping.lines[key] = _line(value_node)
         return mapping
