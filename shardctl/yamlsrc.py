@@ -147,6 +147,8 @@ def load_located(text: str, sink: ProblemSink) -> Any:
         report(exc.line, exc.code, exc.message)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
+            mark = exc.context_mark  # at the end of the stream: point where the construct began
         line = int(mark.line) + 1 if mark is not None else 1
         what = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
