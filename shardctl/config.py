@@ -186,6 +186,10 @@ _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class _VariableError(DsnError):
+    """A malformed ``${…}`` reference (reported as ``bad-variable``, wherever it appears)."""
+
+
 class _Expander:
     """Expands ``${NAME}`` / ``${NAME:-default}`` from the environment, recording each use.
 
@@ -199,12 +203,15 @@ class _Expander:
     def __call__(self, text: str, line: int) -> str:
         unterminated = text.find("${", text.rfind("}") + 1 if "}" in text else 0)
         if unterminated >= 0 and "}" not in text[unterminated:]:
-            raise DsnError("a '${' is not closed by '}' (write ${NAME})")
+            raise _VariableError("a '${' is not closed by '}' (write ${NAME})")
 
         def substitute(match: re.Match[str]) -> str:
             name, _, default = match.group(1).partition(":-")
             if not _VARIABLE_NAME.fullmatch(name):
-                raise DsnError(f"'${{{match.group(1)}}}' is not a valid variable reference")
+                raise _VariableError(
+                    f"'${{{match.group(1)}}}' is not a valid variable reference (write ${{NAME}} "
+                    "with letters, digits and '_')"
+                )
             value = self.environ.get(name)
             self.parsed.variables.append(Variable(name, line, value is not None))
             if value is not None:
@@ -582,6 +589,9 @@ class _Reader:
                 sqlite_base=self.p.sqlite_base,
                 expand=lambda text: self.expand(text, line),
             )
+        except _VariableError as exc:
+            self.sink.error(line, "bad-variable", f"'{key}' of {where}: {exc}.")
+            return None
         except DsnError as exc:
             self.sink.error(
                 line,
