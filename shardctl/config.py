@@ -289,9 +289,16 @@ class _Reader:
             return None
 
     def integer(
-        self, node: LocatedMap, key: str, where: str, *, minimum: int, code: str
+        self,
+        node: LocatedMap,
+        key: str,
+        where: str,
+        *,
+        minimum: int,
+        code: str,
+        maximum: int | None = None,
     ) -> int | None:
-        """An integer field, or ``None`` when absent or invalid (``code`` when below minimum)."""
+        """An integer field, or ``None`` when absent or invalid (``code`` when out of range)."""
         value = node.get(key)
         if value is None:
             return None
@@ -308,11 +315,10 @@ class _Reader:
                 f"'{key}' of {where} must be an integer, not {_kind(value)}.",
             )
             return None
-        if value < minimum:
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
             self.sink.error(
-                node.line_of(key),
-                code,
-                f"'{key}' of {where} is {value}; it must be at least {minimum}.",
+                node.line_of(key), code, f"'{key}' of {where} is {value}; it must be {bound}."
             )
             return None
         return value
@@ -611,7 +617,7 @@ class _Reader:
         values = {key: self.string(node, key, where) for key in ("host", "name", "user")}
         password = self.string(node, "password", where)
         self.remember_secret(password)
-        port = self.integer(node, "port", where, minimum=1, code="bad-dsn")
+        port = self.integer(node, "port", where, minimum=1, maximum=65535, code="bad-dsn")
         if dsn is not None:
             return replace(dsn, user=dsn.user or values["user"], password=dsn.password or password)
         if not any(values.values()) or any(node.get(k) is not None for k in ("dsn", "writer_dsn")):
