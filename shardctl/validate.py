@@ -80,8 +80,8 @@ def check_tiling(
                 claim.line,
                 "range-out-of-bounds",
                 f"table_range [{claim.lo}, {claim.hi}] of entry '{claim.entry_id}' is outside "
-                f"0-{last} (suffix_count is {suffix_count}); table numbers run from 0 to "
-                "suffix_count-1.",
+                f"0-{last} (suffix_count is {suffix_count}): table numbers run from 0 to "
+                f"suffix_count-1. Change it to lie within 0-{last}.",
             )
         lo, hi = max(claim.lo, 0), min(claim.hi, last)
         if lo <= hi:
@@ -145,7 +145,7 @@ def check_master_ids(parsed: ParsedConfig) -> None:
                 database.line,
                 "duplicate-id",
                 f"Master database id '{database.id}' is used twice (first at line "
-                f"{seen[database.id]}).",
+                f"{seen[database.id]}). Give each its own id.",
             )
         seen.setdefault(database.id, database.line)
 
