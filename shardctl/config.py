@@ -454,14 +454,15 @@ class _Reader:
                 self.p.entries.append(Entry(**vars(database), table_range=table_range))
 
     def table_range(self, node: LocatedMap, where: str) -> tuple[int, int] | None:
-        entry_id = _plain_id(node.get("id")) or where
+        entry_id = _plain_id(node.get("id"))
+        who = f"entry '{entry_id}'" if entry_id else where
         value = node.get("table_range")
         line = node.line_of("table_range")
         if value is None:
             self.sink.error(
                 line,
                 "missing-key",
-                f"Entry '{entry_id}' has no 'table_range'. Add 'table_range: [lo, hi]' "
+                f"No 'table_range' in {who}. Add 'table_range: [lo, hi]' "
                 "(inclusive table numbers).",
             )
             return None
@@ -473,8 +474,7 @@ class _Reader:
             self.sink.error(
                 line,
                 "bad-range",
-                f"table_range of entry '{entry_id}' must be two integers [lo, hi], got "
-                f"{_short(value)}.",
+                f"table_range of {who} must be two integers [lo, hi], got {_short(value)}.",
             )
             return None
         lo, hi = int(value[0]), int(value[1])
@@ -482,11 +482,11 @@ class _Reader:
             self.sink.error(
                 line,
                 "bad-range",
-                f"table_range of entry '{entry_id}' is [{lo}, {hi}]: lo is greater than hi. "
+                f"table_range of {who} is [{lo}, {hi}]: lo is greater than hi. "
                 f"Write [{hi}, {lo}] if that is what you meant.",
             )
             return None
-        self.p.claims.append(RangeClaim(entry_id, lo, hi, line))
+        self.p.claims.append(RangeClaim(entry_id or where, lo, hi, line))
         return lo, hi
 
     def connection(self, node: LocatedMap, where: str, kind: str) -> Database | None:
