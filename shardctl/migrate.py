@@ -29,6 +29,7 @@ and the others still run. These functions never print: they return result object
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import sqlite3
@@ -466,7 +467,7 @@ def _engine(target: Target, mode: Mode, lock_timeout: float) -> Engine:
         @event.listens_for(engine, "connect")
         def _explicit_transactions(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
-            dbapi_connection.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+            dbapi_connection.execute(f"PRAGMA busy_timeout = {round(lock_timeout * 1000)}")
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Connection) -> None:
@@ -487,9 +488,10 @@ def _session(
     elif target.driver == "mysql":
         with engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT")
-            connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(lock_timeout)}")
+            # whole seconds, at least 1 (MySQL's minimum); GET_LOCK takes fractions, 0 = no wait
+            connection.exec_driver_sql(f"SET lock_wait_timeout = {max(1, math.ceil(lock_timeout))}")
             name = mysql_lock_name(target.writer.database)
-            got = connection.scalar(sa.select(sa.func.get_lock(name, int(lock_timeout))))
+            got = connection.scalar(sa.select(sa.func.get_lock(name, lock_timeout)))
             if got != 1:
                 raise _lock_wait_error(target, lock_timeout)
             try:
@@ -500,7 +502,9 @@ def _session(
     else:
         with engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE (see _engine)
             if target.driver == "postgres":
-                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout)}s'")
+                # milliseconds, at least 1: PostgreSQL reads 0 as "wait forever"
+                timeout_ms = max(1, round(lock_timeout * 1000))
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
             yield connection
 

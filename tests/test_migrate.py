@@ -134,7 +134,7 @@ def assert_rerun_changes_nothing(topology: Topology, schema: Schema = SCHEMA) ->
 
 def assert_in_sync(topology: Topology, schema: Schema = SCHEMA) -> None:
     checked = migrate.check(topology, schema)
-    assert checked.ok, [f for d in checked.databases for f in d.plan.findings]  # type: ignore[union-attr]
+    assert checked.ok, [f for d in checked.databases for f in d.plan.findings]
 
 
 def snapshot(dsn: Dsn) -> dict[str, Any]:
@@ -439,13 +439,13 @@ def test_every_type_round_trips_and_columns_are_added(tmp_path: Path, backend: B
     if backend.driver != "sqlite3":  # SQLite cannot add a CURRENT_TIMESTAMP default
         expected.add(("add column", "touched_at"))
     assert added == expected
-    drift = {(f.code, f.table) for f in outcome.plan.drift if f.table == "items_001"}  # type: ignore[union-attr]
+    drift = {(f.code, f.table) for f in outcome.plan.drift if f.table == "items_001"}
     assert ("missing-column", "items_001") in drift  # owner: NOT NULL without a default
     with connect(topology.databases[0].writer) as connection:
         row = connection.exec_driver_sql("SELECT priority, note FROM items_001 WHERE id = 1").one()
     assert tuple(row) == (7, None)  # the existing row got the default
     remaining = migrate.check(topology, evolved)
-    codes = {f.code for d in remaining.databases for f in d.plan.findings}  # type: ignore[union-attr]
+    codes = {f.code for d in remaining.databases for f in d.plan.findings}
     assert not remaining.ok and codes == {"missing-column"}
 
 
@@ -604,8 +604,8 @@ def test_the_lock_makes_runs_wait_for_each_other(tmp_path: Path, backend: Backen
     topology = tiled(backend, tmp_path, 1, entries=4, suffix_count=16)
     [db] = topology.databases
     with lock_held_elsewhere(backend.driver, db.writer):
-        [outcome] = migrate.apply(topology, SCHEMA, lock_timeout=1).databases
-    assert outcome.status == "failed" and "waited 1 s for a lock" in str(outcome.error)
+        [outcome] = migrate.apply(topology, SCHEMA, lock_timeout=0.5).databases
+    assert outcome.status == "failed" and "waited 0.5 s for a lock" in str(outcome.error)
     assert db.label in str(outcome.error) and tables_in(db) == set()
 
     barrier = threading.Barrier(2)

@@ -57,7 +57,7 @@ def test_shipped_schema_matches_the_application():
 @pytest.mark.parametrize("driver", DIALECTS)
 def test_ddl_per_dialect_has_app_assigned_ids_and_suffixed_index_names(driver: str):
     dialect = DIALECTS[driver]
-    table = build_table(sa.MetaData(), shipped().sharding[0], "users_007", driver)  # type: ignore[arg-type]
+    table = build_table(sa.MetaData(), shipped().sharding[0], "users_007", driver)
     ddl = str(CreateTable(table).compile(dialect=dialect))
     indexes = [str(CreateIndex(i).compile(dialect=dialect)) for i in table.indexes]
     assert "CREATE TABLE users_007" in ddl and "id BIGINT NOT NULL" in ddl
@@ -81,7 +81,7 @@ def test_current_timestamp_default_matches_mysql_fractional_seconds(tmp_path: Pa
         tmp_path,
     )
     for driver, default in (("mysql", "CURRENT_TIMESTAMP(6)"), ("postgres", "CURRENT_TIMESTAMP")):
-        table = build_table(sa.MetaData(), schema.sharding[0], "t_000", driver)  # type: ignore[arg-type]
+        table = build_table(sa.MetaData(), schema.sharding[0], "t_000", driver)
         assert f"DEFAULT {default}" in str(CreateTable(table).compile(dialect=DIALECTS[driver]))
 
 
@@ -141,7 +141,7 @@ def test_broken_schema_is_reported_with_code_and_line(
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
         load_schema(path)
-    problems = raised.value.problems  # type: ignore[attr-defined]
+    problems = raised.value.problems
     assert (code, line) in [(p.code, p.line) for p in problems if p.is_error], problems
     assert all(p.file == str(path) for p in problems)
     assert str(path) in str(raised.value)
@@ -152,7 +152,7 @@ def test_suggestions_name_the_intended_word(tmp_path: Path):
     path.write_text(BASE + "      name: {type: bignt, nulable: true}\n")
     with pytest.raises(ConfigError) as raised:
         load_schema(path)
-    messages = " ".join(p.message for p in raised.value.problems)  # type: ignore[attr-defined]
+    messages = " ".join(p.message for p in raised.value.problems)
     assert "Did you mean 'bigint'?" in messages and "Did you mean 'nullable'?" in messages
 
 
@@ -161,7 +161,7 @@ def test_unquoted_numeric_in_a_flow_mapping_gets_a_quoting_hint(tmp_path: Path):
     path.write_text(BASE + "      price: {type: numeric(12,2)}\n")
     with pytest.raises(ConfigError) as raised:
         load_schema(path)
-    messages = " ".join(p.message for p in raised.value.problems)  # type: ignore[attr-defined]
+    messages = " ".join(p.message for p in raised.value.problems)
     assert "quote it, 'numeric(12,2)'" in messages
 
 
