@@ -114,7 +114,7 @@ class RangeClaim:
 
 @dataclass(frozen=True)
 class Variable:
-    """A ``${NAME}`` reference found in the file."""
+    """A ``${NAME}`` reference found in the file (``is_set`` when it has a value or default)."""
 
     name: str
     line: int
@@ -206,17 +206,18 @@ class _Expander:
             raise _VariableError("a '${' is not closed by '}' (write ${NAME})")
 
         def substitute(match: re.Match[str]) -> str:
-            name, _, default = match.group(1).partition(":-")
+            name, has_default, default = match.group(1).partition(":-")
             if not _VARIABLE_NAME.fullmatch(name):
                 raise _VariableError(
                     f"'${{{match.group(1)}}}' is not a valid variable reference (write ${{NAME}} "
                     "with letters, digits and '_')"
                 )
             value = self.environ.get(name)
-            self.parsed.variables.append(Variable(name, line, value is not None))
+            is_set = value is not None or bool(has_default)
+            self.parsed.variables.append(Variable(name, line, is_set))
             if value is not None:
                 return value
-            return default if match.group(1) != name else match.group(0)
+            return default if has_default else match.group(0)
 
         return _VARIABLE.sub(substitute, text)
 
