@@ -112,6 +112,7 @@ class SectionResult:
 class Context:
     quick: bool
     workdir: Path  # scratch space, removed after the run
+    output: Path  # the markdown file being written (plots go next to it)
 
     def repeats(self, full: int, quick: int) -> int:
         return quick if self.quick else full

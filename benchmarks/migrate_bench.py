@@ -10,14 +10,13 @@ psycopg in one transaction per database, the 4 databases in parallel; reading th
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dataset
 import pg
 from harness import (
     PYTHON,
-    REPO,
     SHARDCTL,
     Context,
     SectionResult,
@@ -35,8 +34,8 @@ DATABASES = 4
 ENTRIES = 8
 FRESH_TARGET = 2.0
 NOOP_TARGET = 1.0
-SCHEMA = REPO / "config" / "schema.yaml"
-ENV = "bench"
+SCHEMA = dataset.SCHEMA
+ENV = dataset.ENV
 
 
 def run(ctx: Context) -> SectionResult:
@@ -95,7 +94,7 @@ def _measure(workdir: Path, suffix_count: int, repeats: int) -> dict[str, Stats]
         cli_dir, raw_dir = workdir / "cli", workdir / "raw"
         for config_dir, names in ((cli_dir, cli_dbs), (raw_dir, raw_dbs)):
             pg.write_config(config_dir, ENV, names, suffix_count=suffix_count, entries=ENTRIES)
-        ddl = _offline_ddl(raw_dir, raw_dbs)
+        ddl = dataset.offline_ddl(raw_dir, raw_dbs)
         migrate = [SHARDCTL, "migrate", "--yes", "--config-dir", str(cli_dir), "-e", ENV,
                    "--schema", str(SCHEMA), "-f", "json"]  # fmt: skip
         for _ in range(repeats + 1):  # the first round warms caches and is not counted
@@ -113,20 +112,6 @@ def _measure(workdir: Path, suffix_count: int, repeats: int) -> dict[str, Stats]
         key: Stats(tuple(w for w, _ in values[1:]), tuple(c for _, c in values[1:]))
         for key, values in samples.items()
     }
-
-
-def _offline_ddl(config_dir: Path, names: list[str]) -> dict[str, str]:
-    """``shardctl migrate --sql`` split per database (keyed by database name)."""
-    import subprocess
-
-    done = subprocess.run([SHARDCTL, "migrate", "--sql", "--config-dir", str(config_dir), "-e",
-                           ENV, "--schema", str(SCHEMA)], capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    parts = re.split(r"^-- database \S+/(\w+) .*$", done.stdout, flags=re.M)
-    scripts = dict(zip(parts[1::2], parts[2::2], strict=True))
-    if sorted(scripts) != sorted(names):
-        raise RuntimeError(f"migrate --sql named {sorted(scripts)}, expected {names}")
-    return scripts
 
 
 def _parallel(function, items) -> None:  # type: ignore[no-untyped-def]

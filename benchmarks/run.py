@@ -18,16 +18,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import bulk_route
 import migrate_bench
-
-# import query_bench
-# import scaling
+import query_bench
+import scaling
 import startup
 import validate_large
 from harness import REPO, Context, SectionResult, load_average, log, machine, table
@@ -37,8 +35,8 @@ SECTIONS: dict[str, ModuleType] = {
     "route": bulk_route,
     "validate": validate_large,
     "migrate": migrate_bench,
-    #    "query": query_bench,
-    #    "scaling": scaling,
+    "query": query_bench,
+    "scaling": scaling,
 }
 TITLES = {
     "startup": "1. Start-up",
@@ -84,7 +82,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="shardctl-bench-"))
     try:
         for name in names:
-            ctx = Context(quick=args.quick, workdir=workdir / name)
+            ctx = Context(quick=args.quick, workdir=workdir / name, output=output)
             ctx.workdir.mkdir()
             load_before = load_average()
             started = time.perf_counter()
@@ -140,8 +138,6 @@ def summary_block(results: dict[str, Any]) -> str:
             rows.append([TITLES[name] + quick, "(no target measured)", "", ""])
     return table(["section", "target", "measured", ""], rows)
 
-
-Runner = Callable[[Context], SectionResult]
 
 if __name__ == "__main__":
     sys.exit(main())
