@@ -144,3 +144,30 @@ def table_names(dsn: Any) -> set[str]:
             return set(sa.inspect(connection).get_table_names())
     finally:
         engine.dispose()
+
+
+QUERIES = (
+    "SELECT id, name, email, balance, score, active, born, created_at FROM users ORDER BY id",
+    "SELECT COUNT(*), SUM(balance), MIN(created_at), MAX(id), AVG(score) FROM users",
+    "SELECT u.id, COUNT(p.id) AS posts, MAX(p.title) FROM users u JOIN posts p "
+    "ON u.id = p.user_id GROUP BY u.id ORDER BY u.id",
+    "SELECT user_id, title FROM posts WHERE title IS NOT NULL ORDER BY user_id DESC LIMIT 25",
+)
+
+
+def query_all_results(config_dir: Path, env: str = "develop") -> list[list[tuple[Any, ...]]]:
+    """The answers of ``shardctl query-all`` to :data:`QUERIES` (rows, columns, merges).
+
+    Floats are rounded to 6 places: SQLite sums NUMERIC as REAL, and a different grouping of
+    tables per database adds the same values in a different order."""
+    from shardctl.query import query_all
+
+    topology, _ = load(config_dir, env)
+    answers = []
+    for sql in QUERIES:
+        with query_all(topology, sql) as result:
+            answers.append(
+                [tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+                 for row in result.rows]
+            )  # fmt: skip
+    return answers

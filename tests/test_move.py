@@ -1,4 +1,4 @@
-"""shardctl move on real databases: split 4→8 and merge 8→4 with the data reachable unchanged,
+"""shardctl move on real databases: split 4→8 and merge 8→4 with query-all answers unchanged,
 SQLite→PostgreSQL→MariaDB→PostgreSQL copies, resume after an interruption, conflicting
 targets, checksum mismatches, the config rewrite and password handling."""
 
@@ -15,7 +15,14 @@ import pytest
 import sqlalchemy as sa
 from cli_helpers import run_cli
 from conftest import REPO, mysql_dsn, pg_dsn, tiled_entries, write_config
-from reshard_helpers import load, seed, snapshot, table_names, write_schema
+from reshard_helpers import (
+    load,
+    query_all_results,
+    seed,
+    snapshot,
+    table_names,
+    write_schema,
+)
 
 from shardctl.checksum import Checksum, normalize, row_digest
 from shardctl.config_edit import ConfigEditError, EntryConnection, rewrite_entry
@@ -79,7 +86,7 @@ class Listener:
 def test_split_4_to_8_then_merge_back_on_sqlite_keeps_data_and_comments(capsys, develop):
     config = develop / "develop" / "database.yaml"
     original = config.read_text()
-    before = snapshot(develop)
+    before, answers = snapshot(develop), query_all_results(develop)
     for entry, n in (("2", 5), ("4", 6), ("6", 7), ("8", 8)):
         run = move(capsys, develop, entry, f"./data/develop/sharding_db_{n}.db", "--drop-source")
         assert run.code == 0, run.err
@@ -88,6 +95,7 @@ def test_split_4_to_8_then_merge_back_on_sqlite_keeps_data_and_comments(capsys, 
     assert len(topology.databases) == 8
     assert all(len(db.entries) == 1 for db in topology.databases)
     assert snapshot(develop) == before
+    assert query_all_results(develop) == answers
     old_db1 = topology.entries[0].writer
     assert not any(name.endswith(("_004", "_007")) for name in table_names(old_db1))
     changed = [line for line in config.read_text().splitlines() if line not in original]
@@ -102,20 +110,22 @@ def test_split_4_to_8_then_merge_back_on_sqlite_keeps_data_and_comments(capsys, 
         assert run.code == 0, run.err
     assert config.read_text() == original
     assert snapshot(develop) == before
+    assert query_all_results(develop) == answers
 
 
 @pytest.mark.postgres
 def test_split_4_to_8_on_postgres(capsys, tmp_path, pg_databases):
     old = [pg_databases() for _ in range(4)]
-    write_config(tmp_path, tiled_entries(16, 8, [pg_dsn(n) for n in old], "postgres"),
-                 suffix_count=16)  # fmt: skip
+    write_config(tmp_path, tiled_entries(8, 8, [pg_dsn(n) for n in old], "postgres"),
+                 suffix_count=8)  # fmt: skip
     write_schema(tmp_path)
     seed(tmp_path, USERS)
-    before = snapshot(tmp_path)
+    before, answers = snapshot(tmp_path), query_all_results(tmp_path)
     for entry in ("2", "4", "6", "8"):
         run = move(capsys, tmp_path, entry, pg_dsn(pg_databases()), "--drop-source")
         assert run.code == 0, run.err
     assert snapshot(tmp_path) == before
+    assert query_all_results(tmp_path) == answers
     topology, _ = load(tmp_path)
     assert [len(db.entries) for db in topology.databases] == [1] * 8
     status = run_cli(capsys, "status", "--config-dir", tmp_path, "--exact", "-f", "json")
@@ -128,15 +138,16 @@ def test_split_4_to_8_on_postgres(capsys, tmp_path, pg_databases):
 @pytest.mark.mysql
 def test_merge_8_to_4_on_mariadb(capsys, tmp_path, mysql_databases):
     names = [mysql_databases() for _ in range(8)]
-    write_config(tmp_path, tiled_entries(16, 8, [mysql_dsn(n) for n in names], "mysql"),
-                 suffix_count=16)  # fmt: skip
+    write_config(tmp_path, tiled_entries(8, 8, [mysql_dsn(n) for n in names], "mysql"),
+                 suffix_count=8)  # fmt: skip
     write_schema(tmp_path)
     seed(tmp_path, USERS)
-    before = snapshot(tmp_path)
+    before, answers = snapshot(tmp_path), query_all_results(tmp_path)
     for entry, home in (("2", 0), ("4", 2), ("6", 4), ("8", 6)):
         run = move(capsys, tmp_path, entry, mysql_dsn(names[home]), "--drop-source")
         assert run.code == 0, run.err
     assert snapshot(tmp_path) == before
+    assert query_all_results(tmp_path) == answers
     topology, _ = load(tmp_path)
     assert [[e.id for e in db.entries] for db in topology.databases] == [
         ["1", "2"], ["3", "4"], ["5", "6"], ["7", "8"]
