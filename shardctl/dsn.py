@@ -59,7 +59,7 @@ class Dsn:
         if self.driver == "sqlite3":
             return self.database
         user = f"{self.user}@" if self.user else ""
-        return f"{self.driver}://{user}{self.host or DEFAULT_HOST}:{self.port}/{self.database}"
+        return f"{self.driver}://{user}{self.place}"
 
     @property
     def place(self) -> str:
@@ -69,10 +69,11 @@ class Dsn:
         return f"{self.host or DEFAULT_HOST}:{self.port}/{self.database}"
 
     def redacted(self) -> str:
-        """Display form: like :attr:`identity`, with ``***`` where a password is set."""
+        """Display form: like :attr:`identity`, with ``***`` where a password is set (also
+        when there is no user: ``postgres://:***@db1:5432/app``)."""
         if self.driver == "sqlite3" or not self.password:
             return self.identity
-        return self.identity.replace(f"{self.user}@", f"{self.user}:{REDACTED}@", 1)
+        return f"{self.driver}://{self.user or ''}:{REDACTED}@{self.place}"
 
 
 def parse_dsn(
