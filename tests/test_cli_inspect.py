@@ -270,3 +270,23 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (REPO / ".ci/run").read_text()
     test_command = ci.strip().splitlines()[-1]
     assert test_command in readme
+
+
+def test_validate_live_reports_drift_until_migrated(capsys, config_dir):
+    before = run_cli(capsys, "validate", "--live", "-f", "json", "--config-dir", config_dir)
+    assert before.code == 1
+    report = json.loads(before.out)
+    assert report["ok"] is False and report["problems"] == []
+    assert report["live"]["summary"]["pending"] == 64  # 32 numbers × users, posts
+    assert run_cli(capsys, "migrate", "--yes", "--config-dir", config_dir).code == 0
+    after = run_cli(capsys, "validate", "--live", "--config-dir", config_dir)
+    assert after.code == 0, after.err
+    assert "in sync" in after.err
+    import sqlite3
+
+    stray = sqlite3.connect(config_dir.parent / "data/develop/sharding_db_1.db")
+    stray.execute("CREATE TABLE users_012 (id BIGINT PRIMARY KEY)")  # owned by entry 4 (db 2)
+    stray.close()
+    drift = run_cli(capsys, "validate", "--live", "--config-dir", config_dir)
+    assert drift.code == 1
+    assert "users_012" in drift.out and "4" in drift.out

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +27,9 @@ from shardctl.output import Format, dumps, print_table, stream_records
 from shardctl.problems import Problem
 from shardctl.routing import InvalidId, Topology, check_id, parse_id
 from shardctl.validate import Report, load_topology, validate_all, validate_env
+
+if TYPE_CHECKING:
+    from shardctl.migrate import MigrateResult
 
 DATABASE_COLOURS = ("cyan", "green", "magenta", "yellow", "blue", "red", "bright_cyan",
                     "bright_green", "bright_magenta", "bright_yellow", "bright_blue")  # fmt: skip
@@ -86,6 +89,14 @@ def validate(
         bool,
         typer.Option("--strict", help="With --all-envs: topology differences are errors."),
     ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Also connect to every physical database and check it holds exactly the "
+            "tables, columns and indexes it owns (same as `shardctl migrate --check`).",
+        ),
+    ] = False,
     fmt: Annotated[
         ValidateFormat,
         typer.Option(
@@ -98,6 +109,8 @@ def validate(
     """Check config files: YAML, keys and types, DSNs, and that table_range values tile
     0 … suffix_count-1 exactly. Collects every problem. Exit 0 clean (warnings allowed),
     1 errors, 2 unreadable file or bad usage."""
+    if all_envs and live:
+        raise UsageError("--live checks one environment's databases; drop --all-envs.")
     if all_envs:
         reports = validate_all(config_dir, strict=strict)
         if not reports:
@@ -109,18 +122,40 @@ def validate(
         reports = [validate_env(config_dir, env)]
     problems = [p for report in reports for p in report.problems]
     ok = all(report.ok for report in reports)
+    live_result = _live_check(env, config_dir) if live and ok else None
     if fmt is ValidateFormat.json:
-        print(dumps({
-            "ok": ok,
+        document: dict[str, Any] = {
+            "ok": ok and (live_result is None or live_result.ok),
             "problems": [p.as_dict() for p in problems],
             "envs": [{"env": r.env, "file": r.file, "ok": r.ok} for r in reports],
-        }))  # fmt: skip
+        }
+        if live_result is not None:
+            from shardctl.cli.migrate import result_json
+
+            document["live"] = result_json(live_result)
+        print(dumps(document))
     elif fmt is ValidateFormat.github:
         for problem in problems:
             print(_github_line(problem))
     else:
         _print_reports(reports)
+    if live_result is not None:
+        if fmt is not ValidateFormat.json:
+            from shardctl.cli.migrate import MigrateFormat, render
+
+            render(live_result, MigrateFormat.table, plans=True)
+        ok = live_result.ok
     return int(ExitCode.OK if ok else ExitCode.FAILURE)
+
+
+def _live_check(env: str, config_dir: Path) -> MigrateResult:
+    """``migrate --check`` for ``validate --live`` (only run on a valid config)."""
+    from shardctl.cli.migrate import inspect_databases
+    from shardctl.schema import load_schema, schema_path
+
+    schema, schema_warnings = load_schema(schema_path(config_dir))
+    report_warnings(schema_warnings)
+    return inspect_databases(load(env, config_dir, connecting=True), schema, drift=True)
 
 
 def _print_reports(reports: list[Report]) -> None:

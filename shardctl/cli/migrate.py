@@ -30,6 +30,8 @@ from shardctl.output import console, dumps, message, print_table
 
 if TYPE_CHECKING:
     from shardctl.migrate import DatabaseOutcome, MigrateResult, SqlScript, Step
+    from shardctl.routing import Topology
+    from shardctl.schema import Schema
 
 
 class MigrateFormat(StrEnum):
@@ -119,10 +121,8 @@ def migrate_command(
         return int(ExitCode.OK)
     total = len(migrate.select_targets(topology, schema, names))
     if check or dry_run:
-        run = migrate.check if check else migrate.plan
-        with _progress(total, "check" if check else "plan") as tick:
-            result = run(topology, schema, databases=names, on_database=tick)
-        _render(result, fmt, plans=True)
+        result = inspect_databases(topology, schema, names, drift=check)
+        render(result, fmt, plans=True)
         return int(ExitCode.OK if result.ok else ExitCode.FAILURE)
     timeout = migrate.LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     shown = False
@@ -141,8 +141,21 @@ def migrate_command(
         result = migrate.apply(
             topology, schema, databases=names, on_database=tick, lock_timeout=timeout
         )
-    _render(result, fmt, plans=not shown)
+    render(result, fmt, plans=not shown)
     return int(ExitCode.OK if result.ok else ExitCode.FAILURE)
+
+
+def inspect_databases(
+    topology: Topology, schema: Schema, names: tuple[str, ...] = (), *, drift: bool
+) -> MigrateResult:
+    """Connect read-only and plan (``drift=False``) or check for drift, with a progress bar on
+    a terminal. Also behind ``shardctl validate --live``."""
+    from shardctl import migrate
+
+    run = migrate.check if drift else migrate.plan
+    total = len(migrate.select_targets(topology, schema, names))
+    with _progress(total, "check" if drift else "plan") as tick:
+        return run(topology, schema, databases=names, on_database=tick)
 
 
 @contextmanager
@@ -166,7 +179,7 @@ def _progress(total: int, what: str) -> Iterator[Callable[[DatabaseOutcome], Non
         yield lambda _outcome: progress.advance(task)
 
 
-def _render(result: MigrateResult, fmt: MigrateFormat, *, plans: bool) -> None:
+def render(result: MigrateResult, fmt: MigrateFormat, *, plans: bool) -> None:
     """Plans (tables) or the JSON document on stdout; warnings, errors, summary on stderr."""
     if fmt is MigrateFormat.json:
         print(dumps(result_json(result)))
