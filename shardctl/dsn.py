@@ -89,13 +89,20 @@ def parse_dsn(
         raise DsnError("the DSN is empty")
     if driver == "sqlite3":
         return _parse_sqlite(expand(text), sqlite_base)
+    scheme = _SCHEME.match(text)
     if driver == "postgres":
-        if "://" in text:
+        if scheme:  # libpq keywords start with 'key=', never with 'scheme://'
             return _parse_url(driver, text, ("postgres", "postgresql"), expand)
         return _parse_libpq(text, expand)
-    if "://" in text:
+    if scheme and scheme.group(1).lower() in _KNOWN_SCHEMES:  # not 'app://pw@tcp(…)'
         return _parse_url(driver, text, ("mysql", "mariadb"), expand)
     return _parse_go_mysql(text, expand)
+
+
+# A URL starts with its scheme; '://' elsewhere may be part of a password (password=a://b, or
+# the Go form's 'user:password@' when the password starts with '//').
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9.-]*)(?:\+[A-Za-z0-9_.-]+)?://")
+_KNOWN_SCHEMES = ("postgres", "postgresql", "mysql", "mariadb", "sqlite", "file")
 
 
 def dsn_from_fields(
