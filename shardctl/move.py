@@ -42,7 +42,7 @@ from shardctl.checksum import Checksum, row_digest
 from shardctl.config import CONFIG_FILE_NAME, Entry, read_config_text
 from shardctl.config_edit import EntryConnection, rewrite_entry, unified_diff, write_atomically
 from shardctl.db import database_error, make_engine
-from shardctl.dsn import DRIVERS, Driver, Dsn
+from shardctl.dsn import DRIVERS, Driver, Dsn, DsnError, parse_dsn
 from shardctl.errors import ConfigError, DatabaseError, ShardctlError, UsageError
 from shardctl.problems import Problem
 from shardctl.redact import scrub
@@ -184,9 +184,9 @@ def plan_move(
     if entry is None:
         ids = ", ".join(e.id for e in topology.entries)
         raise UsageError(f"No entry '{entry_id}' in {topology.file} (entries: {ids}).")
+    if driver is not None and driver not in DRIVERS:
+        raise UsageError(f"Unknown driver '{driver}'; use one of: {', '.join(DRIVERS)}.")
     new_driver = driver or entry.driver
-    if new_driver not in DRIVERS:
-        raise UsageError(f"Unknown driver '{new_driver}'; use one of: {', '.join(DRIVERS)}.")
     path, old_text = read_config_text(config_dir, env)
     connection = EntryConnection(new_driver, to, tuple(readers))
     new_text = rewrite_entry(old_text, topology.file, entry.id, connection)
@@ -195,7 +195,7 @@ def plan_move(
     schema, schema_warnings = load_schema(schema_file or schema_path(config_dir))
     tables = _tables(topology, schema, entry)
     warnings = [f"{p.file}:{p.line}: {p.message}" for p in (*problems, *schema_warnings)]
-    if target.password and target.password in to:
+    if _literal_password(new_driver, to, config_dir):
         warnings.append(
             f"The target DSN holds a literal password; it is written into {topology.file} as "
             "given. Prefer password=${VAR} (quoted on the command line) and export VAR."
@@ -214,6 +214,15 @@ def plan_move(
         new_text,
         tuple(warnings),
     )
+
+
+def _literal_password(driver: Driver, to: str, config_dir: Path) -> bool:
+    """Whether ``to`` spells out a password rather than referencing a ``${VAR}``."""
+    try:
+        raw = parse_dsn(driver, to, sqlite_base=config_dir.resolve().parent)  # not expanded
+    except DsnError:
+        return False
+    return bool(raw.password) and "${" not in (raw.password or "")
 
 
 def _load_text(config_dir: Path, file: str, text: str, *, connecting: bool) -> Topology:
@@ -251,7 +260,7 @@ def _tables(topology: Topology, schema: Schema, entry: Entry) -> tuple[MoveTable
             )
         key = [c for c in definition.columns if c.primary_key]
         if any(c.type.name not in INTEGER_TYPES for c in key):
-            raise UsageError(
+            raise ConfigError(
                 f"Table '{name}' has a primary key ({', '.join(c.name for c in key)}) that is not "
                 "made of integer columns; move copies and compares rows in key order, which only "
                 "integers sort identically on every engine. Copy this table by other means.",

@@ -148,7 +148,7 @@ def move(
     copied = sum(result.copied.values())
     resumed = sum(result.resumed.values())
     message(
-        f"Entry {plan.entry.id}: {copied:,} row(s) copied"
+        f"Entry {plan.entry.id}: {len(result.created)} table(s) created, {copied:,} row(s) copied"
         + (f" ({resumed:,} were already there)" if resumed else "")
         + f", {len(result.checks)} table(s) verified; {plan.config_file} now points it at "
         f"{plan.target.redacted()}. Deploy the config, then lift the write freeze.",
