@@ -188,7 +188,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _numeric(cell: object) -> bool:
-    return bool(re.match(r"^[\d.,]+", str(cell)))
+    return bool(re.match(r"^\d[\d,]*(\.\d+)?(×| |$)", str(cell)))
 
 
 def mark(met: bool) -> str:
@@ -216,6 +216,7 @@ def machine() -> dict[str, str]:
     return {
         "cores": str(os.cpu_count()),
         "cpu": cpu,
+        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,

@@ -120,7 +120,7 @@ def replace_block(document: str, name: str, body: str) -> str:
 
 def machine_block(facts: dict[str, str]) -> str:
     rows = [[key, value] for key, value in facts.items()]
-    return table(["", ""], rows)
+    return table(["", "value"], rows)
 
 
 def summary_block(results: dict[str, Any]) -> str:
