@@ -33,6 +33,7 @@ VALID = sorted((CORPUS / "valid").glob("*.yaml"))
 ENVIRON = {
     "DB_PASSWORD": "pw with spaces/and@signs",
     "SHARDING1_HOST": "db1.internal",
+    "SUPERSCRIPT_TWO": "\u00b2",
     "WHOLE_DSN": "host=db9 port=5439 user=app password=from-the-whole-dsn dbname=app_db_9",
 }
 
@@ -248,6 +249,7 @@ def _anchors(topology: Topology, root: Path) -> None:
         2,
     )
     assert (two.pool.max_connections, two.pool.connection_max_lifetime) == (20, 300)
+    assert two.pool.max_idle_connections == 1  # from the first mapping of the merge list
     assert one.writer.database != two.writer.database
 
 
