@@ -594,8 +594,8 @@ def _truth(predicate: Predicate, finished: tuple[list[Any], list[Any], _Group]) 
         return result
     if isinstance(predicate, Negation):
         return _not(_truth(predicate.item, finished))
-    if isinstance(predicate, NullTest):
-        return (value(predicate.operand) is None) != predicate.negated
+    if isinstance(predicate, NullTest):  # any type may be tested for NULL
+        return (_resolve(predicate.operand, keys, values) is None) != predicate.negated
     if isinstance(predicate, Range):
         subject = value(predicate.operand)
         inside = _both(

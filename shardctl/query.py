@@ -23,10 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, inspect, text
+from sqlalchemy import Connection, CursorResult, Engine, bindparam, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import BindParameter
 
@@ -44,6 +44,28 @@ POLL_SECONDS = 0.1  # how often a waiting thread looks for cancellation
 SQLITE_PROGRESS_STEPS = 1000  # virtual-machine steps between SQLite timeout checks
 C_COLLATIONS = frozenset({"c", "posix", "c.utf8", "c.utf-8", "ucs_basic", "pg_c_utf8"})
 _TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+
+
+_NAMES: BindParameter[list[str]] = bindparam("names", expanding=True)
+_SQLITE_TABLES = text(
+    "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name IN :names"
+).bindparams(_NAMES)
+_POSTGRES_TABLES = text(
+    "SELECT n, to_regclass(quote_ident(n)) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute a "
+    "JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_collation c ON c.oid = a.attcollation "
+    "WHERE a.attrelid = to_regclass(quote_ident(n)) AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND (t.typtype = 'e' OR t.typname = 'citext' OR (a.attcollation NOT IN (0, 100) "
+    "AND lower(c.collname) <> ALL(CAST(:c_like AS text[]))))), "
+    "to_jsonb(d) ->> 'datcollate', to_jsonb(d) ->> 'datlocprovider' "
+    "FROM unnest(CAST(:names AS text[])) AS n "
+    "JOIN pg_database d ON d.datname = current_database()"
+)  # to_jsonb: datlocprovider only exists from PostgreSQL 15 on
+_MYSQL_TABLES = text(
+    "SELECT TABLE_NAME, (SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+    "DATABASE() AND TABLE_NAME IN :names AND DATA_TYPE IN ('enum', 'set')), "
+    "@@div_precision_increment FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
+).bindparams(_NAMES)  # constants only: a correlated subquery makes MariaDB scan every schema
 
 
 class MissingTable(DatabaseError):
@@ -85,6 +107,39 @@ class QueryResult:
         self.close()
 
 
+class Connections:
+    """Connections kept open between queries, one per DSN, for callers that run many queries
+    (tests, benchmarks, notebooks): connecting costs more than a small query. Every query still
+    runs in its own (read-only) transaction. Close it when done."""
+
+    def __init__(self) -> None:
+        self.idle: dict[tuple[Dsn, str | None], list[tuple[Engine, Connection]]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, dsn: Dsn) -> tuple[Engine, Connection] | None:
+        with self.lock:
+            idle = self.idle.get((dsn, dsn.password))
+            return idle.pop() if idle else None
+
+    def give(self, dsn: Dsn, engine: Engine, connection: Connection) -> None:
+        with self.lock:
+            self.idle.setdefault((dsn, dsn.password), []).append((engine, connection))
+
+    def close(self) -> None:
+        with self.lock:
+            pairs = [pair for idle in self.idle.values() for pair in idle]
+            self.idle.clear()
+        for engine, connection in pairs:
+            connection.close()
+            engine.dispose()
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def query_all(
     topology: Topology,
     sql: str,
@@ -95,6 +150,7 @@ def query_all(
     timeout: float | None = None,
     selector: ReaderSelector | None = None,
     max_parallel: int = MAX_PARALLEL,
+    connections: Connections | None = None,
 ) -> QueryResult:
     """Plan ``sql`` and run it on every physical database of ``topology``."""
     plan = plan_query(sql, topology, allow_write=allow_write)
@@ -106,6 +162,7 @@ def query_all(
         timeout=timeout,
         selector=selector,
         max_parallel=max_parallel,
+        connections=connections,
     )
 
 
@@ -118,6 +175,7 @@ def run_plan(
     timeout: float | None = None,
     selector: ReaderSelector | None = None,
     max_parallel: int = MAX_PARALLEL,
+    connections: Connections | None = None,
 ) -> QueryResult:
     """Run a plan. Raises :class:`~shardctl.errors.DatabaseError` (or :class:`MissingTable`)
     naming the database when one fails, unless ``allow_partial`` (reads only): then the others'
@@ -132,7 +190,7 @@ def run_plan(
         database = statement.database
         use_writer = writer or plan.is_write
         dsn = database.writer if use_writer else selector.pick(database.entries[0])
-        links.append(_Link(topology, plan, statement, dsn, timeout))
+        links.append(_Link(topology, plan, statement, dsn, timeout, connections))
     run = _Run(topology, plan, links, allow_partial, max(1, max_parallel))
     return run.write() if plan.is_write else run.read()
 
@@ -154,14 +212,14 @@ class _Run:
     # --- phase 1: connect and check, every database in parallel ---------------------------
 
     def open_all(self) -> None:
-        workers = min(self.max_parallel, len(self.links))
-        with ThreadPoolExecutor(workers, thread_name_prefix="shardctl-open") as pool:
-            errors = list(pool.map(_Link.open, self.links))
+        self.executor = ThreadPoolExecutor(
+            min(self.max_parallel, len(self.links)), thread_name_prefix="shardctl"
+        )
+        errors = list(self.executor.map(_Link.open, self.links))
         failed = [(link, error) for link, error in zip(self.links, errors, strict=True) if error]
         self.active = [link for link, error in zip(self.links, errors, strict=True) if not error]
         if failed and (not self.allow_partial or not self.active):
-            for link in self.active:
-                link.close(abort=True)
+            self.close()
             raise _first_error(failed)
         for link, error in failed:
             self.partial_warning(link, error)
@@ -193,9 +251,7 @@ class _Run:
             else shared
             for _ in self.active
         ]
-        self.executor = ThreadPoolExecutor(
-            min(self.max_parallel, len(self.active)), thread_name_prefix="shardctl-query"
-        )
+        assert self.executor is not None
         for index, (link, out) in enumerate(zip(self.active, queues, strict=True)):
             self.executor.submit(link.produce, index, out, self.cancel, self.announce)
         rows = self.merged(merge, queues, shared)
@@ -304,9 +360,9 @@ class _Run:
 
     def write(self) -> QueryResult:
         self.open_all()
+        assert self.executor is not None
         try:
-            with ThreadPoolExecutor(min(self.max_parallel, len(self.links))) as pool:
-                errors = list(pool.map(_Link.execute_writes, self.links))
+            errors = list(self.executor.map(_Link.execute_writes, self.links))
             failed = [(link, e) for link, e in zip(self.links, errors, strict=True) if e]
             if failed:
                 error = _first_error(failed)
@@ -324,6 +380,7 @@ class _Run:
                     raise
                 committed.append(link.statement.database.label)
         finally:
+            self.executor.shutdown()
             for link in self.links:
                 link.close(abort=False)
         rows = [
@@ -370,7 +427,9 @@ class _Link:
         statement: DatabaseStatement,
         dsn: Dsn,
         timeout: float | None,
+        connections: Connections | None,
     ) -> None:
+        self.connections = connections
         self.topology = topology
         self.plan = plan
         self.statement = statement
@@ -412,22 +471,20 @@ class _Link:
     # --- phase 1 -------------------------------------------------------------------------
 
     def open(self) -> ShardctlError | None:
-        """Connect, start a (read-only) transaction, set the timeout, check the tables and how
-        text compares. Returns the error instead of raising (it runs in a worker thread)."""
+        """Connect, start a (read-only) transaction, set the timeout, check the tables and learn
+        how text compares. Returns the error instead of raising (it runs in a worker thread)."""
         self.started = time.perf_counter()
         if self.timeout is not None:
             self.deadline = self.started + self.timeout
         try:
-            self.engine = make_engine(self.dsn, timeout=self.timeout)
-            self.connection = self.engine.connect()
-            self.begin(self.connection)
-            self.check_tables(self.connection)
-            merge = self.plan.merge
-            compares = isinstance(merge, GroupMerge) or (
-                isinstance(merge, RowMerge) and bool(merge.order)
-            )
-            if compares:
-                self.info = self.learn(self.connection)
+            reused = self.connections.take(self.dsn) if self.connections else None
+            if reused is None:
+                self.engine = make_engine(self.dsn, timeout=self.timeout)
+                self.connection = self.engine.connect()
+            else:
+                self.engine, self.connection = reused
+            self.begin(self.connection, reused=reused is not None)
+            self.inspect(self.connection)
         except Exception as exc:  # noqa: BLE001 - every failure is reported per database
             error = self.error(exc)
             self.stats.error = error.message
@@ -436,35 +493,29 @@ class _Link:
             return error
         return None
 
-    def begin(self, connection: Connection) -> None:
+    def begin(self, connection: Connection, *, reused: bool) -> None:
+        """Read-only transaction and timeout (a reused connection gets its session reset)."""
         dialect = self.plan.dialect
         read_only = not self.plan.is_write
+        milliseconds = 0 if self.timeout is None else max(1, round(self.timeout * 1000))
         if dialect == "sqlite":
             raw = connection.connection.dbapi_connection
             assert raw is not None
             raw.set_progress_handler(self.sqlite_progress, SQLITE_PROGRESS_STEPS)
-            if read_only:
-                connection.exec_driver_sql("PRAGMA query_only = ON")
+            if read_only or reused:
+                connection.exec_driver_sql(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
         elif dialect == "postgres":
-            if read_only:
-                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-            if self.timeout is not None:
-                connection.exec_driver_sql(
-                    f"SET LOCAL statement_timeout = {max(1, round(self.timeout * 1000))}"
-                )
+            settings = ["SET TRANSACTION READ ONLY"] if read_only else []
+            if milliseconds:
+                settings.append(f"SET LOCAL statement_timeout = {milliseconds}")
+            if settings:
+                _verbatim(connection, "; ".join(settings))
         else:
-            version, increment = connection.exec_driver_sql(
-                "SELECT VERSION(), @@div_precision_increment"
-            ).one()
-            mariadb = "mariadb" in str(version).lower()
-            self.info = StreamInfo(
-                div_precision_increment=int(increment), max_decimal_scale=38 if mariadb else 30
-            )
-            if self.timeout is not None:
+            if milliseconds or reused:
                 connection.exec_driver_sql(
-                    f"SET SESSION max_statement_time = {self.timeout:.6f}"
-                    if mariadb
-                    else f"SET SESSION max_execution_time = {max(1, round(self.timeout * 1000))}"
+                    f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}"
+                    if getattr(connection.dialect, "is_mariadb", False)
+                    else f"SET SESSION max_execution_time = {milliseconds}"
                 )
             connection.exec_driver_sql(
                 "START TRANSACTION READ ONLY" if read_only else "START TRANSACTION"
@@ -476,120 +527,106 @@ class _Link:
         late = self.deadline is not None and time.perf_counter() > self.deadline
         return int(cancelled or late)
 
-    def check_tables(self, connection: Connection) -> None:
-        inspector = inspect(connection)
-        existing = set(inspector.get_table_names()) | set(inspector.get_view_names())
-        missing = [table for table in self.statement.tables if table not in existing]
+    def inspect(self, connection: Connection) -> None:
+        """One metadata query: which suffix tables exist and how this database compares text;
+        then (MySQL) the collation probe and, when GROUP BY used an alias, the columns."""
+        dialect = self.plan.dialect
+        tables = list(self.statement.tables)
+        if dialect == "sqlite":
+            found = connection.execute(_SQLITE_TABLES, {"names": tables}).all()
+            odd = {
+                collation.lower()
+                for _, sql in found
+                for collation in re.findall(r"(?i)\bCOLLATE\s+[\"'`\[]?(\w+)", sql or "")
+            } - {"binary"}
+            existing = {str(name) for name, _ in found}
+            why = (
+                f"database {self.label} has a column with COLLATE {min(odd).upper()}."
+                if odd
+                else ""
+            )
+            self.info = StreamInfo(text_exact=not odd, why_inexact=why)
+        elif dialect == "postgres":
+            found = connection.execute(
+                _POSTGRES_TABLES, {"names": tables, "c_like": sorted(C_COLLATIONS)}
+            ).all()
+            existing = {str(name) for name, present, *_ in found if present}
+            self.info = self.postgres_info(found)
+        else:
+            found = connection.execute(_MYSQL_TABLES, {"names": tables}).all()
+            existing = {str(name) for name, *_ in found}
+            enums = any(row[1] for row in found)
+            self.info = StreamInfo(
+                text_exact=not enums,
+                div_precision_increment=int(found[0][2]) if found else 4,
+                max_decimal_scale=38 if getattr(connection.dialect, "is_mariadb", False) else 30,
+                why_inexact=f"database {self.label} has ENUM/SET columns, which sort by "
+                "their position in the type, not by text."
+                if enums
+                else "",
+            )
+        missing = [table for table in tables if table not in existing]
         if missing:
             raise self.missing(missing)
+        if self.statement.probe:
+            row = _verbatim(connection, self.statement.probe).one()
+            pads = tuple(
+                bytes(row[i]) if row[i + 1] and row[i] is not None else None
+                for i in range(0, len(row), 2)
+            )
+            self.info = replace(self.info, pads=pads)
         if self.plan.group_aliases:
-            first = {table.rsplit("_", 1)[0]: table for table in self.statement.tables}
-            columns = {
-                str(column["name"]).lower()
-                for table in first.values()
-                for column in inspector.get_columns(table)
-            }
-            clash = sorted(set(self.plan.group_aliases) & columns)
-            if clash:
-                raise QueryRefused(
-                    f"query-all refuses GROUP BY {clash[0]}: '{clash[0]}' is both an output "
-                    "alias and a column of the table, and GROUP BY would mean the column. Rename "
-                    "the alias or group by the expression itself."
-                )
+            self.check_group_aliases(connection)
+
+    def postgres_info(self, found: Sequence[Row]) -> StreamInfo:
+        collate, provider = (found[0][3], found[0][4]) if found else ("C", "c")
+        codepoint = provider == "b" or (
+            provider in (None, "c") and str(collate).lower() in C_COLLATIONS
+        )
+        if not codepoint:
+            why = (
+                f"database {self.label} sorts text by collation {collate} (provider "
+                f"{provider}), whose order Python cannot reproduce."
+            )
+        elif any(row[2] for row in found):
+            why = (
+                f"database {self.label} has enum, citext or non-C collated columns, which do "
+                "not sort by code point."
+            )
+        else:
+            return StreamInfo()
+        return StreamInfo(text_exact=False, why_inexact=why)
+
+    def check_group_aliases(self, connection: Connection) -> None:
+        inspector = inspect(connection)
+        first = {table.rsplit("_", 1)[0]: table for table in self.statement.tables}
+        columns = {
+            str(column["name"]).lower()
+            for table in first.values()
+            for column in inspector.get_columns(table)
+        }
+        clash = sorted(set(self.plan.group_aliases) & columns)
+        if clash:
+            raise QueryRefused(
+                f"query-all refuses GROUP BY {clash[0]}: '{clash[0]}' is both an output alias "
+                "and a column of the table, and GROUP BY would mean the column. Rename the "
+                "alias or group by the expression itself."
+            )
 
     def missing(self, missing: list[str]) -> MissingTable:
-        numbers = {
-            table: number
-            for number in self.statement.table_numbers
-            for table in self.statement.tables
-            if table.endswith(f"_{number:0{self.topology.width}d}")
-        }
-        table = missing[0]
-        number = numbers[table]
+        width = self.topology.width
+        number = next(
+            n for n in self.statement.table_numbers if missing[0].endswith(f"_{n:0{width}d}")
+        )
         entry = self.topology.entry_for(number)
         more = (
             f" ({len(missing) - 1} more suffix table(s) missing there)" if len(missing) > 1 else ""
         )
         return MissingTable(
-            f"Table {table} (table number {number}, entry {entry.id}) does not exist on "
+            f"Table {missing[0]} (table number {number}, entry {entry.id}) does not exist on "
             f"database {self.label}{more}.",
             hint=f"Run 'shardctl migrate --env {self.topology.env}' to create the suffix tables.",
         )
-
-    def learn(self, connection: Connection) -> StreamInfo:
-        """How this database compares text (see :class:`~shardctl.merge.StreamInfo`)."""
-        dialect = self.plan.dialect
-        tables = list(self.statement.tables)
-        names: BindParameter[list[str]] = bindparam("names", expanding=True)
-        if dialect == "sqlite":
-            ddl = connection.execute(
-                text("SELECT sql FROM sqlite_master WHERE name IN :names").bindparams(names),
-                {"names": tables},
-            ).scalars()
-            odd = {
-                c.lower()
-                for sql in ddl
-                for c in re.findall(r"(?i)\bCOLLATE\s+[\"'`\[]?(\w+)", sql or "")
-            } - {"binary"}
-            why = f"a column uses COLLATE {sorted(odd)[0].upper()}." if odd else ""
-            return StreamInfo(text_exact=not odd, why_inexact=why)
-        if dialect == "postgres":
-            return self.learn_postgres(connection, tables)
-        enums = connection.execute(
-            text(
-                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME IN :names AND DATA_TYPE IN ('enum', 'set')"
-            ).bindparams(names),
-            {"names": tables},
-        ).scalar_one()
-        pads: tuple[bytes | None, ...] = ()
-        if self.statement.probe:
-            row = connection.exec_driver_sql(self.statement.probe).one()
-            pads = tuple(
-                bytes(row[i]) if row[i + 1] and row[i] is not None else None
-                for i in range(0, len(row), 2)
-            )
-        return StreamInfo(
-            text_exact=not enums,
-            pads=pads,
-            div_precision_increment=self.info.div_precision_increment,
-            max_decimal_scale=self.info.max_decimal_scale,
-            why_inexact=f"database {self.label} has ENUM/SET columns, which sort by position."
-            if enums
-            else "",
-        )
-
-    def learn_postgres(self, connection: Connection, tables: list[str]) -> StreamInfo:
-        collate, provider = connection.execute(
-            text(
-                "SELECT to_jsonb(d) ->> 'datcollate', to_jsonb(d) ->> 'datlocprovider' "
-                "FROM pg_database d WHERE d.datname = current_database()"
-            )
-        ).one()
-        odd_columns = connection.execute(
-            text(
-                "SELECT count(*) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-                "LEFT JOIN pg_collation c ON c.oid = a.attcollation "
-                "WHERE a.attrelid = ANY(CAST(:tables AS regclass[])) AND a.attnum > 0 "
-                "AND NOT a.attisdropped AND (t.typtype = 'e' OR t.typname = 'citext' OR "
-                "(a.attcollation NOT IN (0, 100) AND lower(c.collname) <> ALL(:c_like)))"
-            ),
-            {"tables": tables, "c_like": sorted(C_COLLATIONS)},
-        ).scalar_one()
-        builtin = provider == "b"
-        codepoint = builtin or (provider in (None, "c") and str(collate).lower() in C_COLLATIONS)
-        why = ""
-        if not codepoint:
-            why = (
-                f"database {self.label} sorts text by collation {collate} (provider "
-                f"{provider}), which Python cannot reproduce."
-            )
-        elif odd_columns:
-            why = (
-                f"database {self.label} has enum, citext or non-C collated columns, which do "
-                "not sort by code point."
-            )
-        return StreamInfo(text_exact=codepoint and not odd_columns, why_inexact=why)
 
     # --- phase 2 -------------------------------------------------------------------------
 
@@ -610,8 +647,9 @@ class _Link:
             return
         message: tuple[Any, ...] = ("end", index, None)
         try:
-            options = connection.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS)
-            result = options.exec_driver_sql(self.statement.sql)
+            result = _verbatim(
+                connection, self.statement.sql, stream_results=True, max_row_buffer=BATCH_ROWS
+            )
             announce(list(result.keys()))
             while not cancel.is_set():
                 batch = result.fetchmany(BATCH_ROWS)
@@ -637,7 +675,7 @@ class _Link:
         assert connection is not None
         try:
             for sql in self.statement.statements:
-                self.stats.rows += max(0, connection.exec_driver_sql(sql).rowcount)
+                self.stats.rows += max(0, _verbatim(connection, sql).rowcount)
         except Exception as exc:  # noqa: BLE001 - reported per database, then all roll back
             error = self.error(exc)
             self.stats.error = error.message
@@ -661,22 +699,31 @@ class _Link:
         self.close(abort=True)
 
     def close(self, *, abort: bool) -> None:
-        """Release the connection: roll back (reads, unfinished writes) and close; ``abort``
-        drops it without draining a half-read result."""
+        """Release the connection: roll back (reads, unfinished writes) and close it or hand it
+        back to :class:`Connections`; ``abort`` drops it without draining a half-read result."""
         with self.lock:
             connection, self.connection = self.connection, None
             engine, self.engine = self.engine, None
+        if connection is None or engine is None:
+            return
         try:
-            if connection is not None:
-                if abort:
-                    connection.invalidate()
-                else:
-                    connection.rollback()
-                connection.close()
+            if abort:
+                connection.invalidate()
+            else:
+                connection.rollback()
+                if self.connections is not None:
+                    self.connections.give(self.dsn, engine, connection)
+                    return
+            connection.close()
         except Exception:  # noqa: BLE001, S110 - closing a broken connection must not mask the error
             pass
-        if engine is not None:
-            engine.dispose()
+        engine.dispose()
+
+
+def _verbatim(connection: Connection, sql: str, **options: Any) -> CursorResult[Any]:
+    """Run SQL text as is: without parameters the drivers leave ``%`` alone (``LIKE 'a%'``).
+    Options apply to this statement only (``Connection.execution_options`` would stick)."""
+    return connection.exec_driver_sql(sql, execution_options={"no_parameters": True, **options})
 
 
 def _put(out: queue.Queue[tuple[Any, ...]], item: tuple[Any, ...], cancel: threading.Event) -> bool:

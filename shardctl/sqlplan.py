@@ -536,6 +536,10 @@ class _Planner:
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, comments=False)
 
+    def built(self, node: exp.Expr) -> str:
+        """SQL of a tree built for one statement and not used again (generated in place)."""
+        return node.sql(dialect=self.dialect, comments=False, copy=False)
+
     def source(self, table: exp.Expr) -> _Source:
         if not isinstance(table, exp.Table):
             raise _cannot_merge("a derived table or table function in FROM")
@@ -803,16 +807,16 @@ class _ReadPlanner(_Planner):
             branch = branches[0]
             for node in suffix_nodes:
                 branch.set("order" if isinstance(node, exp.Order) else "limit", node)
-            return self.sql(branch)
+            return self.built(branch)
         per_branch = limit is not None and self.dialect != "sqlite"
         parts = []
         for branch in branches:
             if per_branch:
                 for node in suffix_nodes:
                     branch.set("order" if isinstance(node, exp.Order) else "limit", node.copy())
-                parts.append(f"({self.sql(branch)})")
+                parts.append(f"({self.built(branch)})")
             else:
-                parts.append(self.sql(branch))
+                parts.append(self.built(branch))
         suffix = " ".join(self.sql(node) for node in suffix_nodes)
         return "\nUNION ALL\n".join(parts) + (f"\n{suffix}" if suffix else "")
 
@@ -882,7 +886,7 @@ class _ReadPlanner(_Planner):
             if self.select.args.get("joins"):
                 probe_select.set("joins", [j.copy() for j in self.select.args["joins"]])
             probe_select.set("where", exp.Where(this=exp.false()))
-            probe = self.sql(self.renamed(probe_select, numbers[0], keep_alias=True))
+            probe = self.built(self.renamed(probe_select, numbers[0], keep_alias=True))
         return DatabaseStatement(database, tuple(numbers), self.tables(numbers), (sql,), probe)
 
     # --- groups --------------------------------------------------------------------------
@@ -952,7 +956,7 @@ class _ReadPlanner(_Planner):
         if len(self.sources) == 1:
             for column in copy.find_all(exp.Column):
                 column.set("table", None)
-        return self.sql(copy)
+        return self.built(copy)
 
     def add_key(self, node: exp.Expr) -> None:
         if _has_aggregate(node):
@@ -1167,7 +1171,7 @@ class _ReadPlanner(_Planner):
             )
             if group_exprs:
                 direct.set("group", exp.Group(expressions=[e.copy() for e in group_exprs]))
-            return self.sql(direct)
+            return self.built(direct)
         partial = self.dialect in PARTIAL_AGGREGATION
         if partial:
             inner = [exp.alias_(e.copy(), n) for e, n in zip(group_exprs, names, strict=True)]
@@ -1194,7 +1198,7 @@ class _ReadPlanner(_Planner):
             branch.set("expressions", [node.copy() for node in inner])
             if partial and group_exprs:
                 branch.set("group", exp.Group(expressions=[e.copy() for e in group_exprs]))
-            branches.append(self.sql(branch))
+            branches.append(self.built(branch))
         columns = [exp.column(n) for n in names]
         outer = exp.Select(
             expressions=[*columns]
@@ -1205,7 +1209,7 @@ class _ReadPlanner(_Planner):
         if columns:
             outer.set("group", exp.Group(expressions=[c.copy() for c in columns]))
         union = "\nUNION ALL\n".join(branches)
-        return self.sql(outer).replace(UNION_PLACEHOLDER, f"(\n{union}\n) AS _u", 1)
+        return self.built(outer).replace(UNION_PLACEHOLDER, f"(\n{union}\n) AS _u", 1)
 
     def partials(
         self, argument_of: Callable[[exp.Expr], exp.Expr], *, combine: bool
@@ -1308,7 +1312,7 @@ class _WritePlanner(_Planner):
         statements = []
         for database in self.topology.databases:
             numbers = database.table_numbers
-            sqls = tuple(self.sql(self.renamed(clean, n, keep_alias=False)) for n in numbers)
+            sqls = tuple(self.built(self.renamed(clean, n, keep_alias=False)) for n in numbers)
             statements.append(
                 DatabaseStatement(database, tuple(numbers), self.tables(numbers), sqls)
             )

@@ -1,0 +1,398 @@
+"""query-all against real SQLite, PostgreSQL and MariaDB databases, checked against an oracle.
+
+The oracle is the same rows in one un-sharded ``users``/``posts`` pair on the same engine: every
+query's merged result must equal running it once there (in order when the ORDER BY is total,
+as a multiset otherwise). Each engine gets eight physical databases, used as 1, 4 and 8-database
+layouts of 8 table numbers (8, 2 and 1 suffix tables per database), plus hypothesis-generated
+queries from the supported grammar. Text data mixes case, accents, trailing spaces and tabs so
+MariaDB's case-insensitive PAD SPACE collation and PostgreSQL's NULL ordering are exercised.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import mysql_dsn, pg_dsn, tiled_entries, write_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shardctl.db import make_engine
+from shardctl.dsn import parse_dsn
+from shardctl.query import Connections, query_all
+from shardctl.routing import Topology
+from shardctl.validate import load_topology
+
+SUFFIX_COUNT = 8
+LAYOUTS = (1, 4, 8)
+NAMES = [
+    "alice",
+    "Alice",
+    "ALICE ",
+    "bob",
+    "bob\t",
+    "Bob",
+    "carol",
+    "Émile",
+    "emile",
+    "zoë",
+    "",
+    None,
+]
+TITLES = ["hello", "Hello", "news", "News ", "zzz", "", None]
+BASE_TIME = datetime(2024, 1, 1)
+DRIVERS = [
+    "sqlite3",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+
+
+# --- data and databases --------------------------------------------------------------------
+
+
+def define_tables(metadata: sa.MetaData, suffix: str = "") -> tuple[sa.Table, sa.Table]:
+    """users/posts as the application defines them (plain SQLAlchemy Core, no shardctl)."""
+    users = sa.Table(
+        f"users{suffix}",
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(64)),
+        sa.Column("email", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime),
+        sa.Column("updated_at", sa.DateTime),
+    )
+    posts = sa.Table(
+        f"posts{suffix}",
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("title", sa.Text),
+        sa.Column("content", sa.Text),
+        sa.Column("created_at", sa.DateTime),
+        sa.Column("updated_at", sa.DateTime),
+    )
+    return users, posts
+
+
+def dataset(seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """160 users and 320 posts (a few for users that do not exist), with NULLs everywhere."""
+    rng = random.Random(seed)
+
+    def moment() -> datetime | None:
+        return None if rng.random() < 0.2 else BASE_TIME + timedelta(minutes=rng.randrange(9999))
+
+    ids = rng.sample(range(1, 90_000), 160)
+    users = [
+        {"id": i, "name": rng.choice(NAMES), "email": f"user{i}@example.com",
+         "created_at": moment(), "updated_at": moment()}
+        for i in ids
+    ]  # fmt: skip
+
+    def author() -> int:
+        return rng.choice(ids) if rng.random() < 0.9 else rng.randrange(90_000, 99_999)
+
+    posts = [
+        {"id": post_id, "user_id": author(), "title": rng.choice(TITLES),
+         "content": rng.choice(["", "lorem", "ipsum", None]),
+         "created_at": moment(), "updated_at": moment()}
+        for post_id in rng.sample(range(1, 900_000), 320)
+    ]  # fmt: skip
+    return users, posts
+
+
+@dataclass
+class Cluster:
+    """Eight physical databases holding the suffix tables of every layout, and an oracle."""
+
+    driver: str
+    root: Path
+    oracle: sa.Engine
+    topologies: dict[int, Topology] = field(default_factory=dict)
+    engines: dict[str, sa.Engine] = field(default_factory=dict)
+    connections: Connections = field(default_factory=Connections)
+    oracle_connection: sa.Connection | None = None
+
+    def close(self) -> None:
+        if self.oracle_connection is not None:
+            self.oracle_connection.close()
+        self.connections.close()
+        self.oracle.dispose()
+        for engine in self.engines.values():
+            engine.dispose()
+
+
+def build_cluster(driver: str, new_dsn: Callable[[], str], root: Path) -> Cluster:
+    """The oracle's un-suffixed users/posts live in the first database, beside suffix tables."""
+    dsns = [new_dsn() for _ in range(max(LAYOUTS))]
+    users, posts = dataset()
+    cluster = Cluster(driver, root, oracle_engine(driver, dsns[0], root))
+    loaded: set[tuple[str, int]] = set()
+    for count in LAYOUTS:
+        config_dir = root / f"layout{count}"
+        write_config(config_dir, tiled_entries(SUFFIX_COUNT, SUFFIX_COUNT, dsns[:count], driver),
+                     suffix_count=SUFFIX_COUNT)  # fmt: skip
+        topology, _ = load_topology(config_dir, "develop", connecting=True)
+        cluster.topologies[count] = topology
+        for database in topology.databases:
+            engine = cluster.engines.get(database.identity)
+            if engine is None:
+                engine = cluster.engines[database.identity] = make_engine(database.writer)
+            for number in database.table_numbers:
+                if (database.identity, number) in loaded:
+                    continue
+                loaded.add((database.identity, number))
+                suffix = "_" + topology.suffix_table("x", number).rsplit("_", 1)[1]
+                load(engine, suffix, [u for u in users if u["id"] % SUFFIX_COUNT == number],
+                     [p for p in posts if p["user_id"] % SUFFIX_COUNT == number])  # fmt: skip
+    load(cluster.oracle, "", users, posts)
+    return cluster
+
+
+def oracle_engine(driver: str, dsn: str, root: Path) -> sa.Engine:
+    return make_engine(parse_dsn(driver, dsn, sqlite_base=root))  # type: ignore[arg-type]
+
+
+def load(
+    engine: sa.Engine, suffix: str, users: list[dict[str, Any]], posts: list[dict[str, Any]]
+) -> None:
+    metadata = sa.MetaData()
+    user_table, post_table = define_tables(metadata, suffix)
+    with engine.begin() as connection:
+        metadata.create_all(connection)
+        for table, rows in ((user_table, users), (post_table, posts)):
+            if rows:
+                connection.execute(table.insert(), rows)
+
+
+@pytest.fixture(params=DRIVERS)
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    driver: str = request.param
+    if driver == "postgres":
+        factory = request.getfixturevalue("pg_databases")
+        new_dsn: Callable[[], str] = lambda: pg_dsn(factory())  # noqa: E731
+    elif driver == "mysql":
+        factory = request.getfixturevalue("mysql_databases")
+        new_dsn = lambda: mysql_dsn(factory())  # noqa: E731
+    else:
+        files = iter(range(100))
+        new_dsn = lambda: str(tmp_path / f"shard_{next(files)}.db")  # noqa: E731
+    built = build_cluster(driver, new_dsn, tmp_path)
+    yield built
+    built.close()
+
+
+# --- comparing with the oracle ---------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """MariaDB utf8mb4_general_ci equality for the test alphabet: case and accents ignored,
+    trailing spaces ignored (PAD SPACE), tabs significant."""
+    stripped = "".join(
+        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+    )
+    return stripped.casefold().rstrip(" ")
+
+
+def normalize(value: Any, driver: str) -> Any:
+    if isinstance(value, str) and driver == "mysql":
+        return ("text", fold(value))
+    if isinstance(value, Decimal):
+        return ("decimal", str(value))  # the scale must match too (AVG rounding)
+    if isinstance(value, float):
+        return ("float", repr(value))
+    return value
+
+
+def run_oracle(cluster: Cluster, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    if cluster.oracle_connection is None:
+        cluster.oracle_connection = cluster.oracle.connect()
+    result = cluster.oracle_connection.exec_driver_sql(
+        sql, execution_options={"no_parameters": True}
+    )
+    rows = [tuple(row) for row in result]
+    cluster.oracle_connection.rollback()
+    return list(result.keys()), rows
+
+
+def run_sharded(cluster: Cluster, layout: int, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with query_all(cluster.topologies[layout], sql, connections=cluster.connections) as result:
+        rows = list(result.rows)
+        assert not result.warnings
+        return result.columns, rows
+
+
+def mismatch(cluster: Cluster, layout: int, sql: str, ordered: bool) -> str | None:
+    """A description of how the sharded result differs from the oracle's, or ``None``."""
+    columns, expected = run_oracle(cluster, sql)
+    got_columns, got = run_sharded(cluster, layout, sql)
+    left = [tuple(normalize(v, cluster.driver) for v in row) for row in expected]
+    right = [tuple(normalize(v, cluster.driver) for v in row) for row in got]
+    same = left == right if ordered else Counter(left) == Counter(right)
+    if same and [c.lower() for c in columns] == [c.lower() for c in got_columns]:
+        return None
+    return (
+        f"[{cluster.driver}, {layout} db] {sql}\n  oracle  {columns} {expected[:8]} "
+        f"({len(expected)} rows)\n  sharded {got_columns} {got[:8]} ({len(got)} rows)"
+    )
+
+
+# ORDER BY is total (or one row): compared in order
+ORDERED = [
+    "SELECT COUNT(*) FROM users",
+    "SELECT COUNT(*), COUNT(name), SUM(id), MIN(id), MAX(id), AVG(id) FROM users",
+    "SELECT COUNT(*), SUM(id), MIN(name), MAX(name), AVG(id) FROM users WHERE id < 0",
+    "SELECT SUM(CASE WHEN id < 0 THEN id END), COUNT(*) FROM users",
+    "SELECT SUM(user_id), AVG(user_id), MIN(title), MAX(content) FROM posts WHERE title IS NULL",
+    "SELECT name, COUNT(*), SUM(id), MIN(email), MAX(created_at), AVG(id) FROM users "
+    "GROUP BY name ORDER BY name",
+    "SELECT name, COUNT(*) AS n FROM users GROUP BY name HAVING COUNT(*) > 10 "
+    "ORDER BY n DESC, name",
+    "SELECT name, COUNT(*) FROM users GROUP BY name HAVING MIN(id) BETWEEN 1 AND 50000 "
+    "AND NOT COUNT(*) IN (1, 2) OR MAX(created_at) IS NULL ORDER BY name",
+    "SELECT id, name, email FROM users ORDER BY name, id LIMIT 10",
+    "SELECT id, name FROM users ORDER BY name DESC, id DESC LIMIT 7 OFFSET 13",
+    "SELECT id, created_at FROM users ORDER BY created_at, id LIMIT 20 OFFSET 5",
+    "SELECT id, created_at FROM users ORDER BY created_at DESC, id LIMIT 20",
+    "SELECT email FROM users ORDER BY updated_at, id",
+    "SELECT DISTINCT name FROM users ORDER BY name",
+    "SELECT COUNT(DISTINCT name) FROM users",
+    "SELECT COUNT(DISTINCT name), COUNT(*), MAX(id) FROM users WHERE id > 1000",
+    "SELECT u.name, COUNT(p.id), COUNT(DISTINCT p.title) FROM users AS u "
+    "LEFT JOIN posts AS p ON p.user_id = u.id GROUP BY u.name ORDER BY u.name",
+    "SELECT u.id, u.name, p.title FROM users AS u JOIN posts AS p ON p.user_id = u.id "
+    "WHERE p.title IS NOT NULL ORDER BY u.id, p.id LIMIT 25",
+    "SELECT p.id, u.name FROM posts AS p LEFT JOIN users AS u ON u.id = p.user_id "
+    "ORDER BY u.name, p.id",
+    "SELECT name, email FROM users WHERE created_at IS NULL ORDER BY email LIMIT 5",
+    "SELECT COUNT(*) FROM users AS u JOIN posts AS p ON u.id = p.user_id WHERE u.name IS NOT NULL",
+    "SELECT 'total' AS label, COUNT(*) AS n FROM posts",
+    "SELECT name, MIN(id) AS first_id FROM users GROUP BY 1 ORDER BY 2 DESC LIMIT 5 OFFSET 1",
+    "SELECT LOWER(name) AS lname, COUNT(*) AS n FROM users GROUP BY LOWER(name) ORDER BY lname",
+    "SELECT user_id, COUNT(*) AS n FROM posts GROUP BY user_id HAVING COUNT(*) >= 2 "
+    "ORDER BY COUNT(*) DESC, user_id LIMIT 10",
+    "SELECT title, COUNT(*) AS n, MIN(content) AS c FROM posts GROUP BY title ORDER BY title",
+    "SELECT id FROM users ORDER BY id LIMIT 0",
+    "SELECT AVG(id) AS a FROM users WHERE name IS NULL",
+    "SELECT u.name, AVG(p.user_id) AS a FROM posts AS p JOIN users AS u ON u.id = p.user_id "
+    "GROUP BY u.name ORDER BY u.name",
+    "SELECT name FROM users GROUP BY name HAVING COUNT(*) > 100",
+    "SELECT COUNT(*) AS n FROM users HAVING COUNT(*) > 1000",
+    "SELECT a.id, b.email FROM users AS a JOIN users AS b ON a.id = b.id ORDER BY a.id LIMIT 3",
+]
+# no total order: compared as multisets
+UNORDERED = [
+    "SELECT DISTINCT name, LOWER(title) AS t FROM users AS u JOIN posts AS p ON p.user_id = u.id",
+    "SELECT id FROM users WHERE name LIKE 'a%'",
+    "SELECT * FROM posts WHERE user_id < 20000",
+    "SELECT id, name FROM users WHERE id > 50000",
+]
+FIXED = [(sql, True) for sql in ORDERED] + [(sql, False) for sql in UNORDERED]
+
+
+# --- hypothesis: queries from the supported grammar ---------------------------------------
+
+PREDICATES = ["id > 30000", "id % 3 = 0", "name IS NULL", "name IS NOT NULL", "name < 'c'",
+              "created_at IS NULL", "email LIKE 'user1%'", "id BETWEEN 1000 AND 60000"]  # fmt: skip
+AGGREGATES = ["COUNT(*)", "COUNT(name)", "SUM(id)", "MIN(name)", "MAX(email)", "AVG(id)",
+              "MIN(created_at)", "MAX(id)", "COUNT(DISTINCT name)"]  # fmt: skip
+SORT_KEYS = ["name", "email", "created_at", "name DESC", "created_at DESC", "updated_at"]
+GROUP_KEYS = ["name", "LOWER(name)", "created_at"]
+
+
+def _where(draw: st.DrawFn) -> str:
+    predicate = draw(st.one_of(st.none(), st.sampled_from(PREDICATES)))
+    return f" WHERE {predicate}" if predicate else ""
+
+
+def _limit(draw: st.DrawFn) -> str:
+    limit = draw(st.one_of(st.none(), st.integers(0, 25)))
+    if limit is None:
+        return ""
+    offset = draw(st.integers(0, 15))
+    return f" LIMIT {limit}" + (f" OFFSET {offset}" if offset else "")
+
+
+@st.composite
+def row_queries(draw: st.DrawFn) -> tuple[str, bool]:
+    columns = draw(st.lists(st.sampled_from(["id", "name", "email", "created_at"]), min_size=1,
+                            max_size=4, unique=True))  # fmt: skip
+    keys = draw(st.lists(st.sampled_from(SORT_KEYS), max_size=2, unique_by=lambda k: k.split()[0]))
+    limit = _limit(draw)
+    ordered = bool(keys or limit)
+    order = f" ORDER BY {', '.join([*keys, 'id'])}" if ordered else ""
+    return f"SELECT {', '.join(columns)} FROM users{_where(draw)}{order}{limit}", ordered
+
+
+@st.composite
+def group_queries(draw: st.DrawFn) -> tuple[str, bool]:
+    key = draw(st.one_of(st.none(), st.sampled_from(GROUP_KEYS)))
+    aggregates = draw(st.lists(st.sampled_from(AGGREGATES), min_size=1, max_size=3, unique=True))
+    conditions = ["COUNT(*) > 3", "MIN(id) < 20000", "SUM(id) >= 100000", "AVG(id) > 45000.5"]
+    having = draw(st.one_of(st.none(), st.sampled_from(conditions)))
+    items = ([key] if key else []) + aggregates
+    sql = f"SELECT {', '.join(items)} FROM users{_where(draw)}"
+    if key:
+        sql += f" GROUP BY {key}"
+    if having:
+        sql += f" HAVING {having}"
+    if key:
+        direction = draw(st.sampled_from(["", " DESC"]))
+        sql += f" ORDER BY {key}{direction}{_limit(draw)}"
+    return sql, True
+
+
+@st.composite
+def distinct_queries(draw: st.DrawFn) -> tuple[str, bool]:
+    columns = draw(st.lists(st.sampled_from(["name", "LOWER(name)", "created_at IS NULL"]),
+                            min_size=1, max_size=2, unique=True))  # fmt: skip
+    positions = ", ".join(str(i + 1) for i in range(len(columns)))
+    sql = f"SELECT DISTINCT {', '.join(columns)} FROM users{_where(draw)}"
+    return f"{sql} ORDER BY {positions}{_limit(draw)}", True
+
+
+@st.composite
+def join_queries(draw: st.DrawFn) -> tuple[str, bool]:
+    side = draw(st.sampled_from(["", "LEFT "]))
+    base = f"FROM users AS u {side}JOIN posts AS p ON p.user_id = u.id"
+    if draw(st.booleans()):
+        order = f"ORDER BY p.title, u.id, p.id{_limit(draw)}"
+        return f"SELECT u.id, p.id AS post_id, p.title {base} {order}", True
+    return (f"SELECT u.name, COUNT(p.id), MAX(p.title), AVG(p.user_id) {base} GROUP BY u.name "
+            f"ORDER BY u.name"), True  # fmt: skip
+
+
+QUERIES = st.one_of(row_queries(), group_queries(), distinct_queries(), join_queries())
+
+
+# --- the oracle tests ----------------------------------------------------------------------
+
+
+def test_results_equal_the_single_table_oracle(cluster: Cluster) -> None:
+    """Every fixed query and generated ones, on 1, 4 and 8 physical databases (one set of
+    databases, three configs)."""
+    failures = [
+        problem
+        for layout in LAYOUTS
+        for sql, ordered in FIXED
+        if (problem := mismatch(cluster, layout, sql, ordered))
+    ]
+    assert not failures, "\n".join(failures)
+
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    @given(QUERIES, st.sampled_from(LAYOUTS))
+    def generated(query: tuple[str, bool], layout: int) -> None:
+        problem = mismatch(cluster, layout, *query)
+        assert problem is None, problem
+
+    generated()
