@@ -124,7 +124,7 @@ def dsn_from_fields(
         driver,
         database=name,
         host=(host or DEFAULT_HOST).lower(),
-        port=_port(str(port), "the 'port' field") if port else DEFAULT_PORTS[driver],
+        port=_port(str(port or ""), "the 'port' field", DEFAULT_PORTS[driver]),
         user=user or None,
         password=password or None,
     )
@@ -155,7 +155,14 @@ def _parse_sqlite(text: str, base: Path) -> Dsn:
     )
 
 
-def _port(text: str, what: str) -> int:
+_UNSET_VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # what expand leaves when unset
+
+
+def _port(text: str, what: str, default: int) -> int:
+    """The port in ``text``; ``default`` when empty or an unset ``${NAME}`` (the caller reports
+    the variable: a warning offline, an error for commands that connect)."""
+    if not text or _UNSET_VARIABLE.fullmatch(text):
+        return default
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise DsnError(f"{what} '{text}' is not a port number between 1 and 65535")
     return int(text)
@@ -191,15 +198,13 @@ def _parse_url(
     database = unquote(parts.path.lstrip("/")) or query["dbname"]
     if not database:
         raise DsnError("the URL names no database (add '/dbname' after the host)")
-    port_number = DEFAULT_PORTS[driver]
-    if port:
-        try:
-            port_number = _port(expand(port), "URL port")
-        except DsnError:  # a password with an unencoded '/', '?' or '#' lands here: never quote it
-            raise DsnError(
-                "the URL's port is not a number between 1 and 65535 (percent-encode '/', '?', "
-                "'#' and '@' in a password, e.g. %2F: they end the host part early)"
-            ) from None
+    try:
+        port_number = _port(expand(port), "URL port", DEFAULT_PORTS[driver])
+    except DsnError:  # a password with an unencoded '/', '?' or '#' lands here: never quote it
+        raise DsnError(
+            "the URL's port is not a number between 1 and 65535 (percent-encode '/', '?', "
+            "'#' and '@' in a password, e.g. %2F: they end the host part early)"
+        ) from None
     secret = unquote(password) if has_password else query_password
     return Dsn(
         driver,
@@ -251,7 +256,7 @@ def _parse_libpq(text: str, expand: Callable[[str], str]) -> Dsn:
         "postgres",
         database=database,
         host=(host or DEFAULT_HOST).lower(),
-        port=_port(port, "libpq port") if port else DEFAULT_PORTS["postgres"],
+        port=_port(port, "libpq port", DEFAULT_PORTS["postgres"]),
         user=user or None,
         password=expand(password) if password is not None else None,
         options=tuple(sorted(values.items())),
@@ -289,7 +294,7 @@ def _parse_go_mysql(text: str, expand: Callable[[str], str]) -> Dsn:
     elif addr:
         name, _, port_text = addr.rpartition(":") if ":" in addr else (addr, "", "")
         host = name.strip("[]") or DEFAULT_HOST
-        port = _port(port_text, "MySQL port") if port_text else port
+        port = _port(port_text, "MySQL port", port)
     return Dsn(
         "mysql",
         database=expand(database),
