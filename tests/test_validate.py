@@ -276,3 +276,29 @@ def test_an_invalid_env_is_reported_and_left_out_of_the_comparison(tmp_path: Pat
     assert not reports["develop"].ok
     assert [p.code for p in reports["develop"].problems] == ["range-gap"]
     assert reports["production"].problems == reports["staging"].problems == []
+
+
+@pytest.mark.parametrize(
+    ("driver", "dsn"),
+    [
+        ("postgres", "host=${DB_HOST} port=${DB_PORT} user=app dbname=app"),
+        ("postgres", "postgres://app@${DB_HOST}:${DB_PORT}/app"),
+        ("mysql", "app@tcp(${DB_HOST}:${DB_PORT})/app"),
+        ("mysql", "mysql://app@${DB_HOST}:${DB_PORT}/app"),
+    ],
+)
+def test_unset_port_variable_is_only_a_warning_offline(
+    tmp_path: Path, driver: str, dsn: str
+) -> None:
+    write_config(tmp_path / "config", [{"id": 1, "driver": driver, "dsn": dsn,
+                                        "table_range": [0, 0]}], suffix_count=1)  # fmt: skip
+    topology, warnings = load_topology(tmp_path / "config", "develop", environ={})
+    assert sorted(w.message.split(" is not set")[0] for w in warnings) == [
+        "Environment variable DB_HOST", "Environment variable DB_PORT",
+    ]  # fmt: skip
+    environ = {"DB_HOST": "db1", "DB_PORT": "7000"}
+    topology, warnings = load_topology(tmp_path / "config", "develop", connecting=True,
+                                       environ=environ)  # fmt: skip
+    assert (topology.entries[0].writer.host, topology.entries[0].writer.port) == ("db1", 7000)
+    report = validate_env(tmp_path / "config", "develop", connecting=True, environ={})
+    assert [p.code for p in report.problems] == ["unset-variable", "unset-variable"]
