@@ -128,9 +128,8 @@ def test_reference_topologies_load_and_route(
     route = topology.route(10**15 + 3)
     assert route.table_number == (10**15 + 3) % suffix_count
     assert route.database is topology.database_for(route.table_number)
-    assert topology.suffix_table("posts", suffix_count - 1) == (
-        f"posts_{suffix_count - 1:0{max(3, len(str(suffix_count - 1)))}d}"
-    )
+    last_table = {8: "posts_007", 32: "posts_031", 64: "posts_063", 1024: "posts_1023"}
+    assert topology.suffix_table("posts", suffix_count - 1) == last_table[suffix_count]
 
 
 @pytest.mark.parametrize(
