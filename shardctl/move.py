@@ -296,7 +296,9 @@ def run_move(
     result = MoveResult(plan)
     result.created = _prepare_target(plan)
     metadata = sa.MetaData()
-    tables = [(t, _sa_table(metadata, t, plan.target.driver)) for t in plan.tables]
+    tables = [
+        (t, build_table(metadata, t.definition, t.name, plan.target.driver)) for t in plan.tables
+    ]
     with (
         _Side(plan.source, "source", plan.secrets) as source,
         _Side(plan.target, "target", plan.secrets) as target,
@@ -398,18 +400,6 @@ def _refuse_drift(
                 f"The {side} tables of entry {plan.entry.id} do not match the schema "
                 f"({database.target.label}): {' '.join(relevant)} Nothing was copied; {hint}."
             )
-
-
-def _sa_table(metadata: sa.MetaData, table: MoveTable, driver: Driver) -> sa.Table:
-    """The schema's table; a ``None`` in a JSON column is written as SQL NULL (SQLAlchemy's
-    default would store the JSON text ``null``, which reads back as ``None`` too: the checksums
-    could not tell them apart)."""
-    result = build_table(metadata, table.definition, table.name, driver)
-    for column in result.columns:
-        for variant in (column.type, *getattr(column.type, "_variant_mapping", {}).values()):
-            if isinstance(variant, sa.JSON):
-                variant.none_as_null = True
-    return result
 
 
 class _Side:

@@ -547,7 +547,11 @@ def _shared_type(column_type: ColumnType) -> TypeEngine[Any]:
     if name == "timestamp":
         return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), *mysqls)
     if name == "json":
-        return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+        # None is SQL NULL, not the JSON text 'null' (SQLAlchemy's default): both read back as
+        # None, so only NULL keeps copies, checksums and IS NULL filters honest
+        return sa.JSON(none_as_null=True).with_variant(
+            postgresql.JSONB(none_as_null=True), "postgresql"
+        )
     if name == "binary":
         return sa.LargeBinary().with_variant(mysql.LONGBLOB(), *mysqls)
     simple: dict[str, type[TypeEngine[Any]]] = {

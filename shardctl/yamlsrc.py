@@ -16,7 +16,8 @@ from shardctl.problems import ProblemSink
 
 
 class LocatedMap(dict[str, Any]):
-    """A mapping with ``line`` (of the mapping) and ``lines[key]`` (of each value)."""
+    """A mapping with ``line`` (of the mapping) and ``lines[key]`` (of each key: a block value
+    starting on the next line is reported where its key is)."""
 
     def __init__(self, line: int) -> None:
         super().__init__()
@@ -24,7 +25,7 @@ class LocatedMap(dict[str, Any]):
         self.lines: dict[str, int] = {}
 
     def line_of(self, key: str) -> int:
-        """Line of ``key``'s value, or of the mapping itself when the key is absent."""
+        """Line of ``key``, or of the mapping itself when the key is absent."""
         return self.lines.get(key, self.line)
 
 
@@ -124,7 +125,7 @@ class _Builder:
             else:
                 written[key] = _line(key_node)
             mapping[key] = self.build(value_node)
-            mapping.lines[key] = _line(value_node)
+            mapping.lines[key] = _line(key_node)
         return mapping
 
 
