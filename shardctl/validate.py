@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardctl.config import ParsedConfig, RangeClaim, list_envs, parse_config
-from shardctl.errors import ConfigError
+from shardctl.config import ParsedConfig, RangeClaim, config_path, list_envs, parse_config
+from shardctl.errors import ConfigError, UsageError
 from shardctl.problems import Problem, ProblemSink
 from shardctl.routing import Topology
 
@@ -297,8 +297,17 @@ def _differing_spans(a: Sequence[str], b: Sequence[str]) -> str:
 def validate_all(
     config_dir: Path, *, strict: bool, environ: Mapping[str, str] | None = None
 ) -> list[Report]:
-    """Every environment under ``config_dir`` plus a cross-environment drift report."""
-    reports = [validate_env(config_dir, env, environ=environ) for env in list_envs(config_dir)]
+    """Every environment under ``config_dir`` plus a cross-environment drift report. A file
+    that cannot be read is an ``unreadable-file`` error in its own report; the others are
+    still checked."""
+    reports = []
+    for env in list_envs(config_dir):
+        try:
+            reports.append(validate_env(config_dir, env, environ=environ))
+        except UsageError as error:
+            file = str(config_path(config_dir, env))
+            problem = Problem(file, 1, "error", "unreadable-file", error.message)
+            reports.append(Report(env, file, [problem], None))
     drift = compare_topologies(reports, strict)
     for report in reports:
         report.problems.extend(p for p in drift if p.file == report.file)

@@ -302,3 +302,16 @@ def test_unset_port_variable_is_only_a_warning_offline(
     assert (topology.entries[0].writer.host, topology.entries[0].writer.port) == ("db1", 7000)
     report = validate_env(tmp_path / "config", "develop", connecting=True, environ={})
     assert [p.code for p in report.problems] == ["unset-variable", "unset-variable"]
+
+
+def test_all_envs_reports_an_unreadable_file_and_checks_the_rest(tmp_path: Path) -> None:
+    from shardctl.validate import validate_all
+
+    write_config(tmp_path, tiled_entries(8, 2, ["./a.db"], "sqlite3"), suffix_count=8)
+    broken = write_config(tmp_path, tiled_entries(8, 2, ["./a.db"], "sqlite3"), env="staging",
+                          suffix_count=8)  # fmt: skip
+    broken.write_bytes(b"database: \xff\xfe\n")
+    reports = {r.env: r for r in validate_all(tmp_path, strict=True)}
+    assert reports["develop"].ok
+    (problem,) = reports["staging"].problems
+    assert problem.code == "unreadable-file" and "UTF-8" in problem.message
