@@ -340,7 +340,8 @@ class GroupMerge:
                     self._add(groups, row, info)
             if self.scalar and not groups:
                 groups[()] = self._new_group([], [])
-            finished = [self._finish(group, infos[0]) for group in groups.values()]
+            first = infos[0] if infos else StreamInfo()
+            finished = [self._finish(group, first) for group in groups.values()]
             if self.having is not None:
                 having = self.having
                 finished = [g for g in finished if _truth(having, g) is True]

@@ -17,6 +17,7 @@ wait for a thread.
 
 from __future__ import annotations
 
+import math
 import queue
 import re
 import threading
@@ -479,7 +480,10 @@ class _Link:
         try:
             reused = self.connections.take(self.dsn) if self.connections else None
             if reused is None:
-                self.engine = make_engine(self.dsn, timeout=self.timeout)
+                # whole seconds, rounded up: make_engine's int() would turn 0.5 s into 0, which
+                # libpq reads as "wait forever" and PyMySQL rejects
+                connect = math.ceil(self.timeout) if self.timeout is not None else None
+                self.engine = make_engine(self.dsn, timeout=connect)
                 self.connection = self.engine.connect()
             else:
                 self.engine, self.connection = reused
@@ -646,6 +650,7 @@ class _Link:
             self.finished = True
             return
         message: tuple[Any, ...] = ("end", index, None)
+        result: CursorResult[Any] | None = None
         try:
             result = _verbatim(
                 connection, self.statement.sql, stream_results=True, max_row_buffer=BATCH_ROWS
@@ -667,7 +672,10 @@ class _Link:
         finally:
             self.finished = True
             self.elapsed()
-            self.close(abort=cancel.is_set() or message[0] == "error")
+            abort = cancel.is_set() or message[0] == "error"
+            if abort and result is not None:
+                _abandon(result)
+            self.close(abort=abort)
             _put(out, message, cancel)
 
     def execute_writes(self) -> ShardctlError | None:
@@ -718,6 +726,14 @@ class _Link:
         except Exception:  # noqa: BLE001, S110 - closing a broken connection must not mask the error
             pass
         engine.dispose()
+
+
+def _abandon(result: CursorResult[Any]) -> None:
+    """Let a half-read PyMySQL streaming result go without draining it: its connection is
+    dropped next, and reading the rest of a large result could take minutes."""
+    unread = getattr(getattr(result, "cursor", None), "_result", None)
+    if getattr(unread, "unbuffered_active", False):
+        unread.unbuffered_active = False  # type: ignore[union-attr]
 
 
 def _verbatim(connection: Connection, sql: str, **options: Any) -> CursorResult[Any]:

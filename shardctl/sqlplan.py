@@ -285,6 +285,9 @@ def parse_statement(sql: str, dialect: Dialect) -> exp.Expr:
                 "only one read-only SELECT runs by default.",
                 "Writes need --write --yes (UPDATE and DELETE only).",
             ) from None
+        details = getattr(error, "errors", None) or [{}]
+        if str(details[0].get("highlight", "")).strip().upper() == "INTO":
+            raise _cannot_merge("SELECT … INTO", "query-all only reads.") from None
         raise InvalidQuery(
             f"The SQL does not parse as {dialect}: {_parse_message(error)}"
         ) from None
@@ -396,10 +399,14 @@ def _forbidden_construct(node: exp.Expr, dialect: Dialect) -> tuple[str, str] | 
         )
     if isinstance(node, exp.Collate):
         return ("COLLATE", "Compare text with the column's own collation.")
+    if isinstance(node, exp.Placeholder) or (
+        isinstance(node, exp.Parameter) and dialect != "mysql"
+    ):
+        return ("a parameter placeholder", "Write the values into the SQL.")
     if isinstance(node, exp.PropertyEQ | exp.Parameter | exp.SessionParameter):
         return ("a session variable (@var, @@var, :=)", "Each database has its own session.")
-    if isinstance(node, exp.Placeholder):
-        return ("a parameter placeholder", "Write the values into the SQL.")
+    if isinstance(node, exp.Rollup | exp.Cube | exp.GroupingSets):
+        return ("ROLLUP / CUBE / GROUPING SETS", "Run one GROUP BY per grouping level.")
     if isinstance(node, exp.Filter):
         return (
             "an aggregate FILTER clause",
@@ -407,7 +414,9 @@ def _forbidden_construct(node: exp.Expr, dialect: Dialect) -> tuple[str, str] | 
         )
     if isinstance(node, exp.WithinGroup):
         return ("WITHIN GROUP", "")
-    if isinstance(node, exp.Lateral | exp.Unnest | exp.Values | exp.TableFromRows):
+    if isinstance(node, exp.Lateral):
+        return ("LATERAL", "")
+    if isinstance(node, exp.Unnest | exp.Values | exp.TableFromRows):
         return ("a table function or VALUES list in FROM", "")
     if isinstance(node, exp.Into):
         return ("SELECT … INTO", "")
@@ -1298,7 +1307,7 @@ class _WritePlanner(_Planner):
         key = self.key_of(self.sources[0])
         for assignment in statement.expressions if isinstance(statement, exp.Update) else []:
             column = _identifier(assignment.this.this) if assignment.this else ""
-            if column in (key, "id"):
+            if column == key:
                 raise _refuse(
                     f"UPDATE … SET {column}",
                     f"'{column}' decides the table number, and a row cannot move between suffix "

@@ -10,6 +10,7 @@ MariaDB's case-insensitive PAD SPACE collation and PostgreSQL's NULL ordering ar
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
 from collections import Counter
@@ -22,13 +23,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cli_helpers import run_cli
 from conftest import mysql_dsn, pg_dsn, tiled_entries, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shardctl.db import make_engine
 from shardctl.dsn import parse_dsn
-from shardctl.query import Connections, query_all
+from shardctl.errors import DatabaseError
+from shardctl.merge import StreamInfo, average
+from shardctl.query import Connections, MissingTable, query_all
 from shardctl.routing import Topology
 from shardctl.validate import load_topology
 
@@ -396,3 +400,338 @@ def test_results_equal_the_single_table_oracle(cluster: Cluster) -> None:
         assert problem is None, problem
 
     generated()
+
+
+# --- failures, partial results, timeouts, writes, readers ----------------------------------
+
+UNREACHABLE = {
+    "sqlite3": lambda root: str(root / "no" / "such" / "directory" / "shard.db"),
+    "postgres": lambda _: "host=127.0.0.1 port=1 user=app password=s3cr3t-pw dbname=gone",
+    "mysql": lambda _: "app:s3cr3t-pw@tcp(127.0.0.1:1)/gone",
+}
+SMALL_SUFFIX_COUNT = 4
+
+
+@dataclass
+class Small:
+    """Two physical databases with four table numbers (entries 1-2 on the first)."""
+
+    driver: str
+    root: Path
+    dsns: list[str]
+    users: list[dict[str, Any]]
+
+    def topology(self, dsns: list[str] | None = None, name: str = "config") -> Topology:
+        config = self.root / name
+        entries = tiled_entries(SMALL_SUFFIX_COUNT, SMALL_SUFFIX_COUNT, dsns or self.dsns,
+                                self.driver)  # fmt: skip
+        write_config(config, entries, suffix_count=SMALL_SUFFIX_COUNT)
+        return load_topology(config, "develop", connecting=True)[0]
+
+    def count(self, sql: str) -> int:
+        with query_all(self.topology(), sql) as result:
+            return int(next(result.rows)[0])
+
+
+def make_small(driver: str, dsns: list[str], root: Path) -> Small:
+    users, posts = dataset(seed=11)
+    users, posts = users[:40], posts[:80]
+    for index, dsn in enumerate(dsns):
+        engine = make_engine(parse_dsn(driver, dsn, sqlite_base=root))  # type: ignore[arg-type]
+        for number in (2 * index, 2 * index + 1):
+            load(engine, f"_{number:03d}",
+                 [u for u in users if u["id"] % SMALL_SUFFIX_COUNT == number],
+                 [p for p in posts if p["user_id"] % SMALL_SUFFIX_COUNT == number])  # fmt: skip
+        engine.dispose()
+    return Small(driver, root, dsns, users)
+
+
+@pytest.fixture(params=DRIVERS)
+def small(request: pytest.FixtureRequest, tmp_path: Path) -> Small:
+    driver: str = request.param
+    if driver == "sqlite3":
+        return make_small(driver, [str(tmp_path / f"small_{i}.db") for i in range(2)], tmp_path)
+    factory = request.getfixturevalue("pg_databases" if driver == "postgres" else "mysql_databases")
+    make = pg_dsn if driver == "postgres" else mysql_dsn
+    return make_small(driver, [make(factory()) for _ in range(2)], tmp_path)
+
+
+def test_a_missing_suffix_table_is_named_with_its_entry_database_and_the_fix(small: Small) -> None:
+    topology = small.topology()
+    database = topology.databases[1]
+    engine = make_engine(database.writer)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE users_003")
+    engine.dispose()
+    with pytest.raises(MissingTable) as caught:
+        query_all(topology, "SELECT COUNT(*) FROM users")
+    message = str(caught.value)
+    assert message == (
+        f"Table users_003 (table number 3, entry 4) does not exist on database {database.label}. "
+        "Run 'shardctl migrate --env develop' to create the suffix tables."
+    )
+    assert small.count("SELECT COUNT(*) FROM posts") == 80  # posts_003 is still there
+
+
+def test_an_unreachable_database_is_named_without_its_password(small: Small) -> None:
+    down = UNREACHABLE[small.driver](small.root)
+    topology = small.topology([small.dsns[0], down], name="down")
+    failing = topology.databases[1]
+    with pytest.raises(DatabaseError) as caught:
+        query_all(topology, "SELECT COUNT(*) FROM users")
+    message = str(caught.value)
+    assert message.startswith(f"Database {failing.label}:")
+    assert "s3cr3t" not in message and "s3cr3t" not in repr(caught.value.__cause__ or "")
+
+
+def test_allow_partial_returns_the_others_and_names_what_is_missing(small: Small) -> None:
+    topology = small.topology([small.dsns[0], UNREACHABLE[small.driver](small.root)], "down")
+    with query_all(topology, "SELECT COUNT(*), MIN(id) FROM users", allow_partial=True) as result:
+        rows = list(result.rows)
+    expected = [u["id"] for u in small.users if u["id"] % SMALL_SUFFIX_COUNT < 2]
+    assert rows == [(len(expected), min(expected))]
+    (warning,) = result.warnings
+    assert warning.startswith(f"Partial result: database {topology.databases[1].label} failed (")
+    assert warning.endswith("table numbers 2-3 (entries 3, 4) are not covered.")
+    assert "s3cr3t" not in warning
+    assert [s.error is None for s in result.stats] == [True, False]
+
+
+SLOW = {
+    # SQLite: already late at the first progress check (every 1,000 virtual-machine steps)
+    "sqlite3": ("SELECT COUNT(*) FROM users WHERE email LIKE '%@example.com'", 1e-6),
+    "postgres": ("SELECT id FROM users WHERE pg_sleep(0.2)::text = ''", 0.1),
+    "mysql": ("SELECT id FROM users WHERE SLEEP(0.2) = 0", 0.1),
+}
+
+
+def test_timeout_cancels_a_database_and_says_so(small: Small) -> None:
+    sql, timeout = SLOW[small.driver]
+    topology = small.topology()
+    if small.driver == "sqlite3":  # enough rows for thousands of steps
+        engine = make_engine(topology.databases[0].writer)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users_000 (id, email) VALUES "
+                + ", ".join(f"({n}, '{n}@example.com')" for n in range(10**6, 10**6 + 4000, 4))
+            )
+        engine.dispose()
+    with pytest.raises(DatabaseError, match="did not finish within --timeout") as caught:
+        with query_all(topology, sql, timeout=timeout) as result:
+            list(result.rows)
+    assert caught.value.hint == "Raise --timeout, or narrow the query with WHERE."
+
+
+def test_writes_run_on_every_suffix_table_in_one_transaction_per_database(small: Small) -> None:
+    topology = small.topology()
+    before = small.count("SELECT COUNT(*) FROM users WHERE name IS NULL")
+    targets = [u for u in small.users if u["id"] % 3 == 0 and u["name"] is not None]
+    with query_all(topology, "UPDATE users SET name = NULL WHERE id % 3 = 0 AND name IS NOT NULL",
+                   allow_write=True) as result:  # fmt: skip
+        rows = list(result.rows)
+    assert result.columns == ["database", "table_numbers", "rows_affected"]
+    assert [row[1] for row in rows] == ["0-1", "2-3"]
+    assert sum(row[2] for row in rows) == len(targets)
+    assert small.count("SELECT COUNT(*) FROM users WHERE name IS NULL") == before + len(targets)
+    with query_all(topology, "DELETE FROM posts WHERE user_id % 2 = 1", allow_write=True) as result:
+        deleted = sum(row[2] for row in result.rows)
+    assert small.count("SELECT COUNT(*) FROM posts") == 80 - deleted
+
+
+def test_a_failing_write_changes_nothing_anywhere(small: Small) -> None:
+    topology = small.topology()
+    engine = make_engine(topology.databases[1].writer)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE posts_003")
+        connection.exec_driver_sql("ALTER TABLE posts_002 RENAME TO posts_003")
+    engine.dispose()
+    with pytest.raises(MissingTable):
+        query_all(topology, "DELETE FROM posts", allow_write=True)
+    assert small.count("SELECT COUNT(*) FROM users") == 40
+
+
+def test_reads_go_to_a_reader_unless_writer_is_asked_for(tmp_path: Path) -> None:
+    writer, reader = str(tmp_path / "writer.db"), str(tmp_path / "reader.db")
+    for path, rows in ((writer, 3), (reader, 1)):
+        engine = make_engine(parse_dsn("sqlite3", path, sqlite_base=tmp_path))
+        load(
+            engine,
+            "_000",
+            [
+                {
+                    "id": i * 2,
+                    "name": "x",
+                    "email": f"{i}@x",
+                    "created_at": None,
+                    "updated_at": None,
+                }
+                for i in range(rows)
+            ],
+            [],
+        )
+        load(engine, "_001", [], [])
+        engine.dispose()  # fmt: skip
+    entries = tiled_entries(2, 1, [writer], "sqlite3")
+    entries[0]["reader_dsns"] = [reader]
+    write_config(tmp_path / "config", entries, suffix_count=2)
+    topology = load_topology(tmp_path / "config", "develop", connecting=True)[0]
+    for writer_flag, expected in ((False, 1), (True, 3)):
+        with query_all(topology, "SELECT COUNT(*) FROM users", writer=writer_flag) as result:
+            assert list(result.rows) == [(expected,)]
+
+
+def test_closing_a_result_early_releases_every_database(small: Small) -> None:
+    with query_all(small.topology(), "SELECT * FROM posts") as result:
+        first = next(result.rows)
+    assert len(first) == len(result.columns) == 6
+    assert small.count("SELECT COUNT(*) FROM posts") == 80
+
+
+@pytest.mark.postgres
+def test_postgres_averages_are_reproduced_digit_for_digit(pg_databases: Callable[[], str]) -> None:
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_databases()}")
+    numbers = st.decimals(min_value=-(10**6), max_value=10**6, places=3, allow_nan=False)
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(st.lists(st.one_of(numbers, st.integers(-10**12, 10**12).map(Decimal)), min_size=1,
+                    max_size=12))  # fmt: skip
+    def check(values: list[Decimal]) -> None:
+        query = sa.text("SELECT avg(x) FROM unnest(CAST(:xs AS numeric[])) AS x")
+        with engine.connect() as connection:
+            expected = connection.execute(query, {"xs": values}).scalar_one()
+        total = sum(values[1:], values[0])
+        got = average("postgres", total, len(values), StreamInfo())
+        assert str(got) == str(expected)
+
+    check()
+    engine.dispose()
+
+
+@pytest.mark.mysql
+def test_mysql_averages_are_reproduced_digit_for_digit(mysql_databases: Callable[[], str]) -> None:
+    engine = sa.create_engine(f"mysql+pymysql://root@127.0.0.1:3306/{mysql_databases()}")
+    with engine.connect() as connection:
+        increment = connection.exec_driver_sql("SELECT @@div_precision_increment").scalar_one()
+    info = StreamInfo(div_precision_increment=int(increment))
+    numbers = st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False)
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None)
+    @given(st.lists(numbers, min_size=1, max_size=8))
+    def check(values: list[Decimal]) -> None:
+        union = " UNION ALL ".join(f"SELECT CAST({v} AS DECIMAL(12, 2)) AS x" for v in values)
+        with engine.connect() as connection:
+            expected = connection.exec_driver_sql(f"SELECT AVG(x) FROM ({union}) AS t").scalar_one()
+        total = sum(values[1:], values[0]).quantize(Decimal("0.01"))
+        assert str(average("mysql", total, len(values), info)) == str(expected)
+
+    check()
+    engine.dispose()
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_small(tmp_path: Path) -> Small:
+    small = make_small("sqlite3", [str(tmp_path / f"small_{i}.db") for i in range(2)], tmp_path)
+    small.topology()  # writes tmp_path/config/develop/database.yaml
+    return small
+
+
+def shardctl(capsys: pytest.CaptureFixture[str], small: Small, *args: str) -> Any:
+    return run_cli(capsys, "query-all", *args, "--config-dir", small.root / "config")
+
+
+def test_the_command_prints_every_format(
+    capsys: pytest.CaptureFixture[str], sqlite_small: Small
+) -> None:
+    sql = "SELECT id, name FROM users ORDER BY id LIMIT 3"
+    first = sorted(sqlite_small.users, key=lambda u: u["id"])[:3]
+    expected = [{"id": u["id"], "name": u["name"]} for u in first]
+    run = shardctl(capsys, sqlite_small, sql, "--format", "json")
+    assert run.code == 0 and json.loads(run.out) == expected
+    run = shardctl(capsys, sqlite_small, sql, "-f", "jsonl")
+    assert [json.loads(line) for line in run.out.splitlines()] == expected
+    run = shardctl(capsys, sqlite_small, sql, "-f", "csv")
+    assert run.out.splitlines()[0] == "id,name" and len(run.out.splitlines()) == 4
+    run = shardctl(capsys, sqlite_small, sql)
+    assert run.code == 0 and "id" in run.out and str(first[0]["id"]) in run.out
+
+
+def test_stats_go_to_stderr_per_database(
+    capsys: pytest.CaptureFixture[str], sqlite_small: Small
+) -> None:
+    run = shardctl(capsys, sqlite_small, "SELECT COUNT(*) FROM users", "-f", "json", "--stats")
+    assert json.loads(run.out) == [{"COUNT(*)": 40}]
+    lines = run.err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("stats: ") and " ms" in line for line in lines)
+    assert lines[0].startswith(f"stats: {sqlite_small.dsns[0]}: 1 row(s), ")
+
+
+def test_explain_prints_each_databases_sql_without_connecting(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dsns = [
+        UNREACHABLE["postgres"](tmp_path),
+        UNREACHABLE["postgres"](tmp_path).replace("gone", "g2"),
+    ]
+    write_config(tmp_path / "config", tiled_entries(4, 4, dsns, "postgres"), suffix_count=4)
+    small = Small("postgres", tmp_path, dsns, [])
+    run = shardctl(capsys, small, "SELECT COUNT(*) FROM users", "--explain")
+    assert run.code == 0 and "s3cr3t" not in run.out
+    assert run.out.startswith("-- postgres://app:***@127.0.0.1:1/gone · entries 1, 2 · ")
+    assert "FROM users_000 AS users\nUNION ALL\n" in run.out and "users_003" in run.out
+    run = shardctl(capsys, small, "SELECT COUNT(*) FROM users", "--explain", "-f", "json")
+    records = json.loads(run.out)
+    assert [r["table_numbers"] for r in records] == [[0, 1], [2, 3]]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["DELETE FROM users"], 1, "Error: query-all refuses a DELETE statement"),
+        (["DELETE FROM users", "--write"], 1, "Add --yes"),
+        (["SELECT id FROM users", "--yes"], 2, "--yes only confirms --write"),
+        (["SELECT id FROM users", "--timeout", "0"], 2, "--timeout must be a positive number"),
+        (["SELECT id FROM users WHERE"], 1, "Error: The SQL does not parse as sqlite"),
+        (["SELECT id, ROW_NUMBER() OVER () FROM users"], 1, "window function"),
+        (["UPDATE users SET name = 'x'", "--write", "--yes", "--allow-partial"], 2,
+         "--allow-partial cannot be combined with --write"),
+    ],
+)  # fmt: skip
+def test_refusals_and_bad_options_exit_with_their_code(
+    capsys: pytest.CaptureFixture[str],
+    sqlite_small: Small,
+    args: list[str],
+    code: int,
+    fragment: str,
+) -> None:
+    run = shardctl(capsys, sqlite_small, *args)
+    assert (run.code, run.out) == (code, "")
+    assert fragment in run.err and "Traceback" not in run.err
+
+
+def test_write_with_yes_reports_rows_per_database(
+    capsys: pytest.CaptureFixture[str], sqlite_small: Small
+) -> None:
+    run = shardctl(capsys, sqlite_small, "DELETE FROM posts WHERE user_id % 2 = 0",
+                   "--write", "--yes", "-f", "json")  # fmt: skip
+    records = json.loads(run.out)
+    assert [r["table_numbers"] for r in records] == ["0-1", "2-3"]
+    assert sqlite_small.count("SELECT COUNT(*) FROM posts") == 80 - sum(
+        r["rows_affected"] for r in records
+    )
+
+
+def test_a_failing_database_fails_the_command_unless_partial_is_allowed(
+    capsys: pytest.CaptureFixture[str], sqlite_small: Small
+) -> None:
+    dsns = [sqlite_small.dsns[0], UNREACHABLE["sqlite3"](sqlite_small.root)]
+    sqlite_small.topology(dsns)
+    run = shardctl(capsys, sqlite_small, "SELECT COUNT(*) AS n FROM users", "-f", "json")
+    assert run.code == 1 and run.err.startswith("Error: Database ")
+    run = shardctl(capsys, sqlite_small, "SELECT COUNT(*) AS n FROM users", "-f", "json",
+                   "--allow-partial")  # fmt: skip
+    assert run.code == 0 and json.loads(run.out)[0]["n"] < 40
+    assert run.err.startswith("warning: Partial result: database ")
+    assert "table numbers 2-3 (entries 3, 4) are not covered" in run.err
