@@ -22,6 +22,7 @@ import queue
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -243,15 +244,10 @@ class _Run:
         assert isinstance(merge, RowMerge | GroupMerge)
         ordered = isinstance(merge, RowMerge) and bool(merge.order)
         shared: queue.Queue[tuple[Any, ...]] = queue.Queue(QUEUE_BATCHES * len(self.active))
-        queues = [
-            queue.Queue(QUEUE_BATCHES)
-            if ordered and len(self.active) <= self.max_parallel
-            # an ordered merge needs every stream at once: buffer those waiting for a thread
-            else queue.Queue()
-            if ordered
-            else shared
-            for _ in self.active
-        ]
+        queues = [shared] * len(self.active)
+        if ordered:  # the merge needs every stream at once: streams waiting for a thread buffer
+            bound = QUEUE_BATCHES if len(self.active) <= self.max_parallel else 0
+            queues = [queue.Queue(bound) for _ in self.active]
         assert self.executor is not None
         for index, (link, out) in enumerate(zip(self.active, queues, strict=True)):
             self.executor.submit(link.produce, index, out, self.cancel, self.announce)
@@ -259,7 +255,7 @@ class _Run:
         columns: Sequence[str] | None = self.plan.columns
         if self.plan.kind == "rows":
             columns = self.wait_for_columns() or columns
-        return QueryResult(
+        result = QueryResult(
             self.plan,
             list(columns or []),
             rows,
@@ -267,6 +263,8 @@ class _Run:
             self.warnings,
             self.close,
         )
+        weakref.finalize(result, self.close)  # a result dropped unread still stops its threads
+        return result
 
     def announce(self, names: list[str]) -> None:
         """Called by the first database that executes: the column names it reports."""
@@ -356,6 +354,7 @@ class _Run:
             self.executor = None
         for link in self.active:
             link.close_unclaimed()
+            link.interrupt()
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -698,6 +697,18 @@ class _Link:
             self.connection.commit()
         except SQLAlchemyError as exc:
             raise self.error(exc) from None
+
+    def interrupt(self) -> None:
+        """Ask PostgreSQL to cancel a statement still running for a stopped query (SQLite's
+        progress handler sees the cancellation itself; MySQL finishes within --timeout)."""
+        with self.lock:
+            connection = self.connection
+        if connection is None or self.finished or self.plan.dialect != "postgres":
+            return
+        try:
+            connection.connection.driver_connection.cancel()  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001, S110 - best effort: the connection is dropped anyway
+            pass
 
     def close_unclaimed(self) -> None:
         with self.lock:

@@ -508,6 +508,10 @@ def _may_be_text(node: exp.Expr) -> bool:
     return not isinstance(node, _NOT_TEXT)
 
 
+def _copy(node: exp.Expr) -> exp.Expr:
+    return node.copy()
+
+
 def _weight(node: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this="WEIGHT_STRING", expressions=[node])
 
@@ -1175,8 +1179,8 @@ class _ReadPlanner(_Planner):
             direct.set(
                 "expressions",
                 [exp.alias_(e.copy(), n) for e, n in zip(group_exprs, names, strict=True)]
-                + self.partials(lambda a: a.copy(), combine=False)
-                + self.weights(layout, group_exprs, lambda a: a.copy(), combine=False),
+                + self.partials(_copy, combine=False)
+                + self.weights(layout, group_exprs, _copy, combine=False),
             )
             if group_exprs:
                 direct.set("group", exp.Group(expressions=[e.copy() for e in group_exprs]))
@@ -1184,8 +1188,8 @@ class _ReadPlanner(_Planner):
         partial = self.dialect in PARTIAL_AGGREGATION
         if partial:
             inner = [exp.alias_(e.copy(), n) for e, n in zip(group_exprs, names, strict=True)]
-            inner += self.partials(lambda a: a.copy(), combine=False)
-            argument_of: Callable[[exp.Expr], exp.Expr] = lambda a: a.copy()  # noqa: E731
+            inner += self.partials(_copy, combine=False)
+            argument_of: Callable[[exp.Expr], exp.Expr] = _copy
         else:
             args: dict[str, str] = {}
             inner = [exp.alias_(e.copy(), n) for e, n in zip(group_exprs, names, strict=True)]

@@ -404,7 +404,7 @@ def test_results_equal_the_single_table_oracle(cluster: Cluster) -> None:
 
 # --- failures, partial results, timeouts, writes, readers ----------------------------------
 
-UNREACHABLE = {
+UNREACHABLE: dict[str, Callable[[Path], str]] = {
     "sqlite3": lambda root: str(root / "no" / "such" / "directory" / "shard.db"),
     "postgres": lambda _: "host=127.0.0.1 port=1 user=app password=s3cr3t-pw dbname=gone",
     "mysql": lambda _: "app:s3cr3t-pw@tcp(127.0.0.1:1)/gone",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO, mysql_dsn, pg_dsn, tiled_entries, write_config
@@ -51,9 +52,9 @@ def topology(
     return load_topology(config, "develop")[0]
 
 
-def refusal(tmp_path: Path, driver: str, sql: str, **options: bool) -> str:
+def refusal(tmp_path: Path, driver: str, sql: str, *, allow_write: bool = False) -> str:
     with pytest.raises((QueryRefused, InvalidQuery)) as caught:
-        plan_query(sql, topology(tmp_path, driver), **options)
+        plan_query(sql, topology(tmp_path, driver), allow_write=allow_write)
     assert caught.value.exit_code == 1
     return str(caught.value)
 
@@ -418,7 +419,7 @@ def test_sqlite_merge_equals_one_sort(
 
 
 def test_postgres_sorts_nan_above_every_number() -> None:
-    keys = [value_key("postgres", v, StreamInfo()) for v in (float("nan"), 1e308, -1.0)]
+    keys: list[Any] = [value_key("postgres", v, StreamInfo()) for v in (float("nan"), 1e308, -1.0)]
     assert sorted(keys) == [keys[2], keys[1], keys[0]]
 
 
@@ -478,7 +479,10 @@ def test_having_uses_three_valued_logic() -> None:
         having=Junction("or", (over_two, Negation(sum_is_null))),
         scalar=False,
     )
-    batches = [(0, [(1, None, "a"), (2, 5, "b"), (3, None, "c")]), (1, [(0, None, "b")])]
+    batches: list[tuple[int, list[tuple[Any, ...]]]] = [
+        (0, [(1, None, "a"), (2, 5, "b"), (3, None, "c")]),
+        (1, [(0, None, "b")]),
+    ]
     rows = list(merge.merge(batches, [StreamInfo()] * 2))
     assert rows == [("b", 2), ("c", 3)]
 
