@@ -28,6 +28,7 @@ from conftest import mysql_dsn, pg_dsn, tiled_entries, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shardctl.cli.app import STATE
 from shardctl.db import make_engine
 from shardctl.dsn import parse_dsn
 from shardctl.errors import DatabaseError
@@ -636,6 +637,12 @@ def sqlite_small(tmp_path: Path) -> Small:
     small = make_small("sqlite3", [str(tmp_path / f"small_{i}.db") for i in range(2)], tmp_path)
     small.topology()  # writes tmp_path/config/develop/database.yaml
     return small
+
+
+@pytest.fixture(autouse=True)
+def no_debug_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps --debug in a module-level state that earlier in-process runs may have set."""
+    monkeypatch.setattr(STATE, "debug", False)
 
 
 def shardctl(capsys: pytest.CaptureFixture[str], small: Small, *args: str) -> Any:
