@@ -34,6 +34,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokenizer_core import TokenType
 
 from shardctl.dsn import Driver
 from shardctl.errors import ShardctlError
@@ -253,7 +254,7 @@ def plan_query(
         return _WritePlanner(statement, topology, dialect, keys).plan()
     if not isinstance(statement, exp.Select):
         raise _statement_refusal(statement, allow_write)
-    return _ReadPlanner(statement, topology, dialect, keys).plan()
+    return _ReadPlanner(statement, topology, dialect, keys, written_sql=sql).plan()
 
 
 # --- parsing and refusals ------------------------------------------------------------------
@@ -624,6 +625,7 @@ class _ReadPlanner(_Planner):
     distinct_arg: exp.Expr | None = None
     weighted: list[exp.Expr] = field(default_factory=list)  # MySQL probe slots
     group_aliases: list[str] = field(default_factory=list)
+    written_sql: str = ""  # the SQL as the user wrote it
 
     @property
     def select(self) -> exp.Select:
@@ -877,7 +879,22 @@ class _ReadPlanner(_Planner):
             if isinstance(item, exp.Func):
                 return item.sql_name().lower()
             return "?column?"
-        return self.sql(item)
+        return self.written(item) or self.sql(item)
+
+    def written(self, node: exp.Expr) -> str | None:
+        """A function call's text as the user wrote it (``count( * )``), from its name to its
+        closing parenthesis; ``None`` for other expressions (sqlglot does not locate them)."""
+        spans = [(n.meta["start"], n.meta["end"]) for n in node.walk() if "start" in n.meta]
+        if not isinstance(node, exp.Func) or "start" not in node.meta:
+            return None
+        start, end = min(s for s, _ in spans), max(e for _, e in spans)
+        depth = 0
+        for token in sqlglot.Dialect.get_or_raise(self.dialect).tokenize(self.written_sql):
+            if token.start < start or (token.start > end and depth <= 0):
+                continue
+            depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
+            end = max(end, token.end)
+        return self.written_sql[start : end + 1] if depth == 0 else None
 
     def branch(
         self, base: exp.Select, table_number: int, projection: Sequence[exp.Expr]

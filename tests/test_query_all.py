@@ -243,7 +243,7 @@ def mismatch(cluster: Cluster, layout: int, sql: str, ordered: bool) -> str | No
     left = [tuple(normalize(v, cluster.driver) for v in row) for row in expected]
     right = [tuple(normalize(v, cluster.driver) for v in row) for row in got]
     same = left == right if ordered else Counter(left) == Counter(right)
-    if same and [c.lower() for c in columns] == [c.lower() for c in got_columns]:
+    if same and columns == got_columns:
         return None
     return (
         f"[{cluster.driver}, {layout} db] {sql}\n  oracle  {columns} {expected[:8]} "
