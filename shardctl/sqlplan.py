@@ -61,6 +61,7 @@ from shardctl.routing import PhysicalDatabase, Topology
 DIALECTS: dict[Driver, Dialect] = {"sqlite3": "sqlite", "postgres": "postgres", "mysql": "mysql"}
 PARTIAL_AGGREGATION: frozenset[Dialect] = frozenset({"mysql"})  # aggregate per branch first
 UNION_PLACEHOLDER = "__shardctl_union__"
+SQLITE_COMPOUND_LIMIT = 500  # SQLITE_MAX_COMPOUND_SELECT: terms in one compound SELECT
 _AGGREGATES: dict[type[exp.Expr], AggregateKind] = {
     exp.Count: "count",
     exp.Sum: "sum",
@@ -509,6 +510,17 @@ def _may_be_text(node: exp.Expr) -> bool:
     return not isinstance(node, _NOT_TEXT)
 
 
+def _union_all(parts: Sequence[str], dialect: Dialect) -> str:
+    """``UNION ALL`` of statements; SQLite allows 500 terms per compound, so larger unions are
+    nested in groups (``SELECT * FROM (… UNION ALL …)``)."""
+    if dialect != "sqlite" or len(parts) <= SQLITE_COMPOUND_LIMIT:
+        return "\nUNION ALL\n".join(parts)
+    groups = [
+        parts[i : i + SQLITE_COMPOUND_LIMIT] for i in range(0, len(parts), SQLITE_COMPOUND_LIMIT)
+    ]
+    return _union_all([f"SELECT * FROM (\n{_union_all(g, dialect)}\n)" for g in groups], dialect)
+
+
 def _copy(node: exp.Expr) -> exp.Expr:
     return node.copy()
 
@@ -798,6 +810,16 @@ class _ReadPlanner(_Planner):
             for index, _, term in specs
         ]
         pushed = None if limit is None else limit + offset
+        largest = max(len(db.table_numbers) for db in self.topology.databases)
+        nested = self.dialect == "sqlite" and largest > SQLITE_COMPOUND_LIMIT
+        if nested and len(self.sources) > 1 and any(_is_star(item) for item in self.items):
+            raise _refuse(
+                "* over a join here",
+                f"a database holds {largest} suffix tables, more than SQLite's "
+                f"{SQLITE_COMPOUND_LIMIT}-term UNION, and the nested union would rename the "
+                "duplicate column names * produces.",
+                "Name the columns.",
+            )
         merge = RowMerge(self.dialect, hidden=count, order=sort, offset=offset, limit=limit)
         columns = None if any(_is_star(item) for item in self.items) else self.names()
         statements = []
@@ -833,7 +855,7 @@ class _ReadPlanner(_Planner):
             else:
                 parts.append(self.built(branch))
         suffix = " ".join(self.sql(node) for node in suffix_nodes)
-        return "\nUNION ALL\n".join(parts) + (f"\n{suffix}" if suffix else "")
+        return _union_all(parts, self.dialect) + (f"\n{suffix}" if suffix else "")
 
     def order_expression(self, node: exp.Expr) -> exp.Expr:
         """An ORDER BY term as an expression: positions and output aliases resolved."""
@@ -1238,7 +1260,7 @@ class _ReadPlanner(_Planner):
         outer.set("from_", exp.From(this=exp.to_table(UNION_PLACEHOLDER)))
         if columns:
             outer.set("group", exp.Group(expressions=[c.copy() for c in columns]))
-        union = "\nUNION ALL\n".join(branches)
+        union = _union_all(branches, self.dialect)
         return self.built(outer).replace(UNION_PLACEHOLDER, f"(\n{union}\n) AS _u", 1)
 
     def partials(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -742,3 +743,27 @@ def test_a_failing_database_fails_the_command_unless_partial_is_allowed(
     assert run.code == 0 and json.loads(run.out)[0]["n"] < 40
     assert run.err.startswith("warning: Partial result: database ")
     assert "table numbers 2-3 (entries 3, 4) are not covered" in run.err
+
+
+def test_a_sqlite_database_with_more_tables_than_one_union_allows(tmp_path: Path) -> None:
+    """SQLite takes 500 terms per compound SELECT: 1,100 suffix tables nest in groups."""
+    count, path = 1100, tmp_path / "big.db"
+    write_config(tmp_path / "config", tiled_entries(count, 1, [str(path)], "sqlite3"),
+                 suffix_count=count)  # fmt: skip
+    topology = load_topology(tmp_path / "config", "develop", connecting=True)[0]
+    with sqlite3.connect(path) as connection:
+        for number in range(count):
+            table = topology.suffix_table("users", number)
+            connection.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")
+            connection.execute(
+                f"INSERT INTO {table} VALUES (?, ?)", (number + count, f"n{number % 3}")
+            )
+    connection.close()
+    for sql, expected in [
+        ("SELECT COUNT(*) FROM users", [(count,)]),
+        ("SELECT id FROM users ORDER BY id DESC LIMIT 2", [(2 * count - 1,), (2 * count - 2,)]),
+        ("SELECT name, COUNT(*) FROM users GROUP BY name ORDER BY name",
+         [("n0", 367), ("n1", 367), ("n2", 366)]),
+    ]:  # fmt: skip
+        with query_all(topology, sql) as result:
+            assert list(result.rows) == expected, sql
