@@ -6,6 +6,7 @@ The only module (with the services built on it) that imports SQLAlchemy; ``route
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ def make_engine(dsn: Dsn, *, timeout: float | None = None) -> Engine:
     if dsn.driver == "sqlite3":
         connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
     else:
-        connect_args["connect_timeout"] = int(timeout or CONNECT_TIMEOUT)
+        # whole seconds, rounded up: 0 would mean "wait forever" to libpq
+        connect_args["connect_timeout"] = math.ceil(timeout or CONNECT_TIMEOUT)
     engine = create_engine(
         sqlalchemy_url(dsn),
         poolclass=NullPool,

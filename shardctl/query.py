@@ -17,7 +17,6 @@ wait for a thread.
 
 from __future__ import annotations
 
-import math
 import queue
 import re
 import threading
@@ -479,10 +478,7 @@ class _Link:
         try:
             reused = self.connections.take(self.dsn) if self.connections else None
             if reused is None:
-                # whole seconds, rounded up: make_engine's int() would turn 0.5 s into 0, which
-                # libpq reads as "wait forever" and PyMySQL rejects
-                connect = math.ceil(self.timeout) if self.timeout is not None else None
-                self.engine = make_engine(self.dsn, timeout=connect)
+                self.engine = make_engine(self.dsn, timeout=self.timeout)
                 self.connection = self.engine.connect()
             else:
                 self.engine, self.connection = reused

@@ -42,7 +42,11 @@ class RunState:
     secrets: set[str] = field(default_factory=set)
 
 
-STATE = RunState(debug=os.environ.get("SHARDCTL_DEBUG", "") not in ("", "0"))
+STATE = RunState()
+
+
+def _debug_from_environment() -> bool:
+    return os.environ.get("SHARDCTL_DEBUG", "") not in ("", "0")
 
 EnvOption = Annotated[
     str,
@@ -88,7 +92,7 @@ def root(
 ) -> None:
     """Exit codes: 0 ok · 1 problems found or an operation failed · 2 usage error or
     unreadable file · 130 interrupted."""
-    STATE.debug = STATE.debug or debug
+    STATE.debug = debug or _debug_from_environment()
 
 
 def format_problem(problem: Problem) -> str:
