@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from shardctl.dsn import (
     DEFAULT_PORTS,
@@ -222,6 +222,9 @@ class _Expander:
         return _VARIABLE.sub(substitute, text)
 
 
+_Node = TypeVar("_Node", LocatedMap, LocatedList)
+
+
 class _Reader:
     """Builds the model from the located tree, one rule per field."""
 
@@ -231,40 +234,36 @@ class _Reader:
         self.expand = _Expander(parsed, environ)
 
     # -- generic field access -------------------------------------------------------------
-    def mapping(self, parent: LocatedMap, key: str, where: str, required: bool = True) -> Any:
-        value = parent.get(key)
-        if value is None:
-            if required:
-                self.sink.error(
-                    parent.line_of(key),
-                    "missing-key",
-                    f"Missing '{key}' under {where}. Add it (see docs/Sharding.md for the layout).",
-                )
-            return None
-        if not isinstance(value, LocatedMap):
-            self.sink.error(
-                parent.line_of(key),
-                "wrong-type",
-                f"'{where}.{key}' must be a mapping, not {_kind(value)}.",
-            )
-            return None
-        return value
+    def mapping(self, parent: LocatedMap, key: str, where: str) -> LocatedMap | None:
+        """``parent[key]`` when it is a mapping; a required key, so absence is a problem."""
+        return self._child(parent, key, where, LocatedMap, required=True)
 
-    def sequence(self, parent: LocatedMap, key: str, where: str, required: bool) -> Any:
+    def sequence(
+        self, parent: LocatedMap, key: str, where: str, required: bool
+    ) -> LocatedList | None:
+        return self._child(parent, key, where, LocatedList, required=required)
+
+    def _child(
+        self, parent: LocatedMap, key: str, where: str, kind: type[_Node], *, required: bool
+    ) -> _Node | None:
+        """``parent[key]`` if it is a ``kind``, else ``None`` with a missing-key (when required)
+        or wrong-type problem at the key's line."""
+        noun = "mapping" if kind is LocatedMap else "list"
         value = parent.get(key)
         if value is None:
             if required:
                 self.sink.error(
                     parent.line_of(key),
                     "missing-key",
-                    f"Missing '{key}' list under {where}. Add it (see docs/Sharding.md).",
+                    f"Missing '{key}' {'' if kind is LocatedMap else 'list '}under {where}. "
+                    "Add it (see docs/Sharding.md for the layout).",
                 )
             return None
-        if not isinstance(value, LocatedList):
+        if not isinstance(value, kind):
             self.sink.error(
                 parent.line_of(key),
                 "wrong-type",
-                f"'{where}.{key}' must be a list, not {_kind(value)}.",
+                f"'{where}.{key}' must be a {noun}, not {_kind(value)}.",
             )
             return None
         return value
@@ -363,9 +362,9 @@ class _Reader:
             self.tables(sharding)
             self.entries(sharding)
         master = self.sequence(groups, "master", "database.groups", required=False)
-        for index, node in enumerate(master or ()):
+        for index, (node, line) in enumerate(master.with_lines() if master else ()):
             where = f"master database #{index + 1}"
-            if self.require_map(node, master.lines[index], where):
+            if self.require_map(node, line, where):
                 self.warn_unknown_keys(node, CONNECTION_KEYS, where)
                 database_ = self.connection(node, where, "master database")
                 if database_ is not None:
@@ -387,9 +386,9 @@ class _Reader:
                 "'name' and 'suffix_count'.",
             )
         seen: dict[str, int] = {}
-        for index, node in enumerate(tables or ()):
+        for index, (node, line) in enumerate(tables.with_lines() if tables else ()):
             where = f"table #{index + 1}"
-            if not self.require_map(node, tables.lines[index], where):
+            if not self.require_map(node, line, where):
                 continue
             self.warn_unknown_keys(node, ("name", "suffix_count"), where)
             name = node.get("name")
@@ -441,9 +440,9 @@ class _Reader:
                 "no-entries",
                 "'database.groups.sharding.databases' is empty; add at least one entry.",
             )
-        for index, node in enumerate(entries):
+        for index, (node, line) in enumerate(entries.with_lines()):
             where = f"entry #{index + 1}"
-            if not self.require_map(node, entries.lines[index], where):
+            if not self.require_map(node, line, where):
                 continue
             self.warn_unknown_keys(node, ENTRY_KEYS, where)
             entry_id = _plain_id(node.get("id"))
@@ -675,9 +674,9 @@ class _Reader:
             )
             return []
         readers = []
-        for index, line in enumerate(seq.lines):
+        for index, (item, line) in enumerate(seq.with_lines()):
             holder = LocatedMap(line)
-            holder["reader_dsns"], holder.lines["reader_dsns"] = seq[index], line
+            holder["reader_dsns"], holder.lines["reader_dsns"] = item, line
             dsn = self.parse(holder, "reader_dsns", f"{where} reader #{index + 1}", driver)
             if dsn is not None:
                 readers.append(dsn)

@@ -8,6 +8,7 @@ its line. Duplicate keys (which PyYAML silently lets the last one win) are repor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -36,6 +37,10 @@ class LocatedList(list[Any]):
         super().__init__()
         self.line = line
         self.lines: list[int] = []
+
+    def with_lines(self) -> Iterator[tuple[Any, int]]:
+        """``(item, line)`` pairs."""
+        return zip(self, self.lines, strict=True)
 
 
 # libyaml's parser is ~10x faster than the pure-Python one and keeps the same marks.
