@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from shardctl.config import Database, Entry, LogicalTable
@@ -54,6 +54,22 @@ def check_id(value: int) -> None:
 
 def _clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def span(lo: int, hi: int) -> str:
+    """``"4"`` or ``"4-7"``: an inclusive range of table numbers for messages."""
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def spans(numbers: Iterable[int]) -> str:
+    """Ascending table numbers as ranges: ``[0, 1, 2, 5, 7, 8]`` → ``"0-2, 5, 7-8"``."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and runs[-1][1] == number - 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(span(lo, hi) for lo, hi in runs)
 
 
 def suffix_width(suffix_count: int) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from shardctl.config import ParsedConfig, RangeClaim, config_path, list_envs, parse_config
 from shardctl.errors import ConfigError, UsageError
 from shardctl.problems import Problem, ProblemSink
-from shardctl.routing import Topology
+from shardctl.routing import Topology, span, spans
 
 
 @dataclass
@@ -30,10 +30,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not any(p.is_error for p in self.problems)
-
-
-def _span(lo: int, hi: int) -> str:
-    return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
 def check_duplicate_ids(parsed: ParsedConfig) -> None:
@@ -97,7 +93,7 @@ def check_tiling(
             sink.error(
                 claim.line,
                 "range-overlap",
-                f"Table numbers {_span(claim.lo, min(claim.hi, other.hi))} are claimed by both "
+                f"Table numbers {span(claim.lo, min(claim.hi, other.hi))} are claimed by both "
                 f"entry '{other.entry_id}' (line {other.line}) and entry '{claim.entry_id}'. "
                 "Each table number must belong to exactly one entry; shrink one of the ranges.",
             )
@@ -112,8 +108,8 @@ def _report_gap(sink: ProblemSink, lo: int, hi: int, line: int, suffix_count: in
     sink.error(
         line,
         "range-gap",
-        f"Table numbers {_span(lo, hi)} are served by no entry: rows with id % {suffix_count} in "
-        f"{_span(lo, hi)} would fail at run time (no such table). Extend a neighbouring "
+        f"Table numbers {span(lo, hi)} are served by no entry: rows with id % {suffix_count} in "
+        f"{span(lo, hi)} would fail at run time (no such table). Extend a neighbouring "
         f"table_range or add an entry with table_range: [{lo}, {hi}].",
     )
 
@@ -284,14 +280,7 @@ def compare_topologies(reports: Sequence[Report], strict: bool) -> list[Problem]
 
 
 def _differing_spans(a: Sequence[str], b: Sequence[str]) -> str:
-    numbers = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    spans: list[list[int]] = []
-    for n in numbers:
-        if spans and spans[-1][1] == n - 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    return ", ".join(_span(lo, hi) for lo, hi in spans)
+    return spans(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
 
 
 def validate_all(

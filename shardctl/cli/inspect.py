@@ -25,7 +25,7 @@ from shardctl.config import Database
 from shardctl.errors import ExitCode, UsageError
 from shardctl.output import Format, dumps, print_table, stream_records
 from shardctl.problems import Problem
-from shardctl.routing import InvalidId, Topology, check_id, parse_id
+from shardctl.routing import InvalidId, Topology, check_id, parse_id, span
 from shardctl.validate import Report, load_topology, validate_all, validate_env
 
 if TYPE_CHECKING:
@@ -210,10 +210,6 @@ def map_rows(topology: Topology) -> Iterator[dict[str, Any]]:
         }
 
 
-def _span(lo: int, hi: int) -> str:
-    return f"{lo}" if lo == hi else f"{lo}-{hi}"
-
-
 def database_rows(topology: Topology) -> list[dict[str, Any]]:
     """One record per physical database with its entries and their ranges."""
     return [
@@ -257,7 +253,7 @@ def map_(
         elif fmt is MapFormat.csv:
             stream_records(
                 ["database", "driver", "entry_id", "table_range", "readers", "reader_policy"],
-                ([db["database"], db["driver"], e["entry_id"], _span(*e["table_range"]),
+                ([db["database"], db["driver"], e["entry_id"], span(*e["table_range"]),
                   " ".join(e["readers"]), e["reader_policy"]]
                  for db in rows for e in db["entries"]),
                 Format.csv,
@@ -314,7 +310,7 @@ def _print_by_database(topology: Topology) -> None:
             lo, hi = entry.table_range
             first = position == 0
             rows.append([
-                db.label if first else "", db.driver if first else "", entry.id, _span(lo, hi),
+                db.label if first else "", db.driver if first else "", entry.id, span(lo, hi),
                 hi - lo + 1, _reader_places(entry),
             ])  # fmt: skip
             styles.append(DATABASE_COLOURS[db.index % len(DATABASE_COLOURS)])
