@@ -257,11 +257,11 @@ def test_offline_commands_do_not_import_database_libraries(config_dir):
 def test_cli_reference_is_current(tmp_path):
     generated = tmp_path / "cli.md"
     typer_exe = Path(sys.executable).parent / "typer"
-    subprocess.run([str(typer_exe), "shardctl.cli", "utils", "docs", "--name", "shardctl",
+    subprocess.run([str(typer_exe), "shardctl.cli.reference", "utils", "docs", "--name", "shardctl",
                     "--output", str(generated)], check=True, capture_output=True)  # fmt: skip
     assert generated.read_text() == (REPO / "docs/cli.md").read_text(), (
-        "docs/cli.md is stale: run `.venv/bin/typer shardctl.cli utils docs --name shardctl "
-        "--output docs/cli.md`"
+        "docs/cli.md is stale: run `.venv/bin/typer shardctl.cli.reference utils docs "
+        "--name shardctl --output docs/cli.md`"
     )
 
 

@@ -1,10 +1,9 @@
 """Command-line interface: ``shardctl`` and ``python -m shardctl``.
 
-Importing this package registers every command on :data:`app` (docs/cli.md is generated from it:
-``typer shardctl.cli utils docs --name shardctl --output docs/cli.md``).
+``main()`` registers only the invoked command (see :mod:`shardctl.cli.commands`);
+:mod:`shardctl.cli.reference` holds the application with every command, for docs/cli.md.
 """
 
-from shardctl.cli import commands  # noqa: F401  (registers the commands on `app`)
-from shardctl.cli.app import app, main
+from shardctl.cli.app import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -130,6 +130,9 @@ def _fail(error: ShardctlError) -> int:
 
 def main() -> None:
     """Console-script entry point: runs the app and maps every failure to an exit code."""
+    from shardctl.cli.commands import register
+
+    register(sys.argv[1:])
     try:
         result = app(standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
