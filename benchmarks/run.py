@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,13 +81,19 @@ def main() -> int:
     document = replace_block(document, "machine", machine_block(facts))
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="shardctl-bench-"))
+    failed: list[str] = []
     try:
         for name in names:
             ctx = Context(quick=args.quick, workdir=workdir / name, output=output)
             ctx.workdir.mkdir()
             load_before = load_average()
             started = time.perf_counter()
-            result: SectionResult = SECTIONS[name].run(ctx)
+            try:
+                result: SectionResult = SECTIONS[name].run(ctx)
+            except Exception:  # noqa: BLE001 - one broken section must not lose the others
+                failed.append(name)
+                log(f"{name}: FAILED, its block is left as it was\n{traceback.format_exc()}")
+                continue
             seconds = time.perf_counter() - started
             stamp = (
                 f"_Measured {time.strftime('%Y-%m-%d %H:%M')}, "
@@ -105,7 +112,9 @@ def main() -> int:
             log(f"{name}: done in {seconds:.0f} s → {output}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    if failed:
+        log(f"failed sections: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 def replace_block(document: str, name: str, body: str) -> str:
