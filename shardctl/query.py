@@ -22,9 +22,10 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Engine, bindparam, inspect, text
@@ -36,7 +37,15 @@ from shardctl.dsn import Dsn
 from shardctl.errors import DatabaseError, ShardctlError, UsageError
 from shardctl.merge import GroupMerge, Row, RowMerge, StreamInfo
 from shardctl.routing import ReaderSelector, Topology
-from shardctl.sqlplan import DatabaseStatement, QueryPlan, QueryRefused, plan_query
+from shardctl.schema import load_schema
+from shardctl.sqlplan import (
+    DatabaseStatement,
+    QueryPlan,
+    QueryRefused,
+    default_shard_keys,
+    plan_query,
+    shard_keys_of,
+)
 
 MAX_PARALLEL = 16  # databases worked on at once
 BATCH_ROWS = 500  # rows handed from a database's thread to the merge at a time
@@ -141,10 +150,21 @@ class Connections:
         self.close()
 
 
+def schema_shard_keys(topology: Topology, path: Path, *, required: bool = False) -> dict[str, str]:
+    """Routing column per logical table from the schema file at ``path`` (its ``shard_key``s).
+    Without the file the naming convention of :func:`~shardctl.sqlplan.default_shard_keys`
+    applies, unless ``required`` (a file named by ``--schema``): then it is a UsageError."""
+    if not required and not path.exists():
+        return default_shard_keys(topology)
+    schema, _ = load_schema(path)  # its warnings concern migrate, not reading
+    return shard_keys_of(topology, schema)
+
+
 def query_all(
     topology: Topology,
     sql: str,
     *,
+    shard_keys: Mapping[str, str] | None = None,
     writer: bool = False,
     allow_partial: bool = False,
     allow_write: bool = False,
@@ -153,8 +173,9 @@ def query_all(
     max_parallel: int = MAX_PARALLEL,
     connections: Connections | None = None,
 ) -> QueryResult:
-    """Plan ``sql`` and run it on every physical database of ``topology``."""
-    plan = plan_query(sql, topology, allow_write=allow_write)
+    """Plan ``sql`` and run it on the physical databases of ``topology`` it needs (all unless
+    WHERE pins the routing key). ``shard_keys``: see :func:`schema_shard_keys`."""
+    plan = plan_query(sql, topology, allow_write=allow_write, shard_keys=shard_keys)
     return run_plan(
         topology,
         plan,

@@ -20,6 +20,10 @@ Everything else that cannot be merged exactly is refused with :class:`QueryRefus
 construct, and anything but one read-only SELECT is refused unless writes are allowed (then only
 UPDATE and DELETE, run on every suffix table). Joins between logical tables must equate their
 routing keys (``users.id = posts.user_id``): only then does a join row live in one table number.
+
+*Pruning*: when top-level AND conjuncts of WHERE pin a routing key to integer literals
+(``users.id = 7``, ``p.user_id IN (3, 11)``), only the table numbers that can hold a matching row
+are read (or written); ids outside ``0 … 2**63-1`` match no row.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -56,7 +60,10 @@ from shardctl.merge import (
     RowMerge,
     SortSpec,
 )
-from shardctl.routing import PhysicalDatabase, Topology
+from shardctl.routing import ID_LIMIT, PhysicalDatabase, Topology
+
+if TYPE_CHECKING:
+    from shardctl.schema import Schema
 
 DIALECTS: dict[Driver, Dialect] = {"sqlite3": "sqlite", "postgres": "postgres", "mysql": "mysql"}
 PARTIAL_AGGREGATION: frozenset[Dialect] = frozenset({"mysql"})  # aggregate per branch first
@@ -191,12 +198,40 @@ class DatabaseStatement:
 
 
 @dataclass(frozen=True)
+class Pruning:
+    """The table numbers a WHERE clause leaves to read, and the conditions that pinned them.
+
+    ``matched`` counts the table numbers that can hold a matching row. When it is 0 (no pinned
+    value is a routable id, or the conditions contradict each other) ``table_numbers`` still
+    holds one table number: its empty answer gives the result its columns and the aggregates
+    of no rows (``COUNT(*)`` 0, ``SUM`` NULL)."""
+
+    table_numbers: tuple[int, ...]
+    matched: int
+    suffix_count: int
+    conditions: tuple[str, ...]
+
+    def __str__(self) -> str:
+        text = (
+            f"pruned to {self.matched} of {self.suffix_count} table numbers by "
+            f"{' AND '.join(self.conditions)}"
+        )
+        if not self.matched:
+            text += (
+                f" (no table number can hold a matching row; table number "
+                f"{self.table_numbers[0]} still runs to give the empty result its shape)"
+            )
+        return text
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     """A planned statement.
 
     ``columns``: output names when the plan knows them (``None`` for ``*``); rows plans prefer
     the names the database reports. ``group_aliases``: output aliases GROUP BY resolved, which
-    must not also be columns of the tables (the service checks before running).
+    must not also be columns of the tables (the service checks before running). ``pruning``:
+    set when WHERE pinned the routing key, so ``statements`` cover only those table numbers.
     """
 
     sql: str
@@ -206,6 +241,7 @@ class QueryPlan:
     columns: tuple[str, ...] | None
     merge: RowMerge | GroupMerge | None
     group_aliases: tuple[str, ...] = ()
+    pruning: Pruning | None = None
 
     @property
     def is_write(self) -> bool:
@@ -236,6 +272,17 @@ def default_shard_keys(topology: Topology) -> dict[str, str]:
     return {name: "id" if name == root else child_key for name in names}
 
 
+def shard_keys_of(topology: Topology, schema: Schema | None) -> dict[str, str]:
+    """Routing column per logical table: the schema's ``shard_key``; the convention of
+    :func:`default_shard_keys` without a schema, and for a table the schema gives none."""
+    keys = default_shard_keys(topology)
+    for name in keys:
+        definition = schema.sharded(name) if schema is not None else None
+        if definition is not None and definition.shard_key is not None:
+            keys[name] = definition.shard_key
+    return keys
+
+
 def plan_query(
     sql: str,
     topology: Topology,
@@ -247,7 +294,8 @@ def plan_query(
 
     Raises :class:`InvalidQuery` when it does not parse and :class:`QueryRefused` when it is
     not a single read-only SELECT (unless ``allow_write``: then UPDATE/DELETE too) or cannot be
-    merged exactly."""
+    merged exactly. ``shard_keys`` (routing column per logical table, see
+    :func:`shard_keys_of`) defaults to :func:`default_shard_keys`."""
     dialect = dialect_of(topology)
     statement = parse_statement(sql, dialect)
     keys = {k.lower(): v.lower() for k, v in (shard_keys or default_shard_keys(topology)).items()}
@@ -477,6 +525,16 @@ def _integer(node: exp.Expr | None, what: str, dialect: Dialect) -> int | None:
     )
 
 
+def _integer_literal(node: exp.Expr) -> int | None:
+    """The value of an integer literal (``7``, ``-7``); ``None`` for anything else."""
+    negative = isinstance(node, exp.Neg)
+    literal = node.this if negative else node
+    if isinstance(literal, exp.Literal) and not literal.is_string and literal.is_int:
+        value = int(literal.this)
+        return -value if negative else value
+    return None
+
+
 def constant(node: exp.Expr, dialect: Dialect) -> tuple[bool, Any]:
     """``(True, value)`` for a literal the engine would return as this Python value."""
     negative = isinstance(node, exp.Neg)
@@ -558,6 +616,7 @@ class _Planner:
     dialect: Dialect
     shard_keys: Mapping[str, str]
     sources: list[_Source] = field(default_factory=list)
+    pruning: Pruning | None = None
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, comments=False)
@@ -617,6 +676,67 @@ class _Planner:
     def key_of(self, source: _Source) -> str:
         return self.shard_keys.get(source.logical.lower(), "id")
 
+    def prune(self, where: exp.Expr | None) -> None:
+        """Set :attr:`pruning` from the top-level AND conjuncts of ``where`` that pin a routing
+        key; several such conjuncts intersect. Every source counts: joined rows share their
+        table number, and ``=``/``IN`` never accept the NULLs an outer join adds."""
+        allowed: set[int] | None = None
+        conditions = []
+        for condition in _conjuncts(where):
+            pinned = self.pinned(condition)
+            if pinned is None:
+                continue
+            source, ids = pinned
+            numbers = {self.topology.table_number(i) for i in ids if 0 <= i < ID_LIMIT}
+            allowed = numbers if allowed is None else allowed & numbers
+            column = f"{source.logical}.{self.key_of(source)}"
+            values = ", ".join(map(str, ids))
+            conditions.append(
+                f"{column} = {values}" if len(ids) == 1 else f"{column} IN ({values})"
+            )
+        if allowed is None or len(allowed) == self.topology.suffix_count:
+            return
+        self.pruning = Pruning(
+            tuple(sorted(allowed)) or (0,), len(allowed), self.topology.suffix_count,
+            tuple(conditions),
+        )  # fmt: skip
+
+    def pinned(self, condition: exp.Expr) -> tuple[_Source, list[int]] | None:
+        """``(source, ids)`` when ``condition`` is ``key = literal`` (either side) or ``key IN
+        (literals …)`` on a source's routing key, every literal an integer."""
+        if isinstance(condition, exp.EQ):
+            column, values = condition.this, [condition.expression]
+            if not isinstance(column, exp.Column):
+                column, values = condition.expression, [condition.this]
+        elif isinstance(condition, exp.In) and not any(
+            value for arg, value in condition.args.items() if arg not in ("this", "expressions")
+        ):
+            column, values = condition.this, condition.expressions
+        else:
+            return None
+        if not isinstance(column, exp.Column) or column.args.get("db") or not values:
+            return None
+        qualifier = column.args.get("table")
+        if qualifier is not None:
+            name = _identifier(qualifier)
+            source = next((s for s in self.sources if s.alias == name), None)
+        else:  # unqualified: only unambiguous with one table
+            source = self.sources[0] if len(self.sources) == 1 else None
+        if source is None or _identifier(column.this) != self.key_of(source):
+            return None
+        ids = [_integer_literal(value) for value in values]
+        return None if None in ids else (source, [i for i in ids if i is not None])
+
+    def assignments(self) -> list[tuple[PhysicalDatabase, list[int]]]:
+        """Each physical database with the table numbers it serves for this plan (pruned)."""
+        keep = None if self.pruning is None else set(self.pruning.table_numbers)
+        result = []
+        for database in self.topology.databases:
+            numbers = [n for n in database.table_numbers if keep is None or n in keep]
+            if numbers:
+                result.append((database, numbers))
+        return result
+
 
 # --- reads ---------------------------------------------------------------------------------
 
@@ -657,6 +777,8 @@ class _ReadPlanner(_Planner):
         joins = select.args.get("joins") or []
         self.sources = [self.source(from_.this), *(self.source(j.this) for j in joins)]
         self.check_colocated(joins, select.args.get("where"))
+        where = select.args.get("where")
+        self.prune(where.this if where is not None else None)
         filters = [select.args.get("where"), *(j.args.get("on") for j in joins)]
         if any(f is not None and _has_aggregate(f) for f in filters):
             raise _refuse("an aggregate in WHERE or JOIN … ON", "aggregates belong in HAVING.")
@@ -810,7 +932,7 @@ class _ReadPlanner(_Planner):
             for index, _, term in specs
         ]
         pushed = None if limit is None else limit + offset
-        largest = max(len(db.table_numbers) for db in self.topology.databases)
+        largest = max(len(numbers) for _, numbers in self.assignments())
         nested = self.dialect == "sqlite" and largest > SQLITE_COMPOUND_LIMIT
         if nested and len(self.sources) > 1 and any(_is_star(item) for item in self.items):
             raise _refuse(
@@ -823,13 +945,18 @@ class _ReadPlanner(_Planner):
         merge = RowMerge(self.dialect, hidden=count, order=sort, offset=offset, limit=limit)
         columns = None if any(_is_star(item) for item in self.items) else self.names()
         statements = []
-        for database in self.topology.databases:
-            numbers = database.table_numbers
+        for database, numbers in self.assignments():
             branches = [self.branch(base, n, projection) for n in numbers]
             sql = self.rows_statement(branches, ordered, pushed)
             statements.append(self.database_statement(database, numbers, sql))
         return QueryPlan(
-            self.sql(self.select), self.dialect, "rows", tuple(statements), columns, merge
+            self.sql(self.select),
+            self.dialect,
+            "rows",
+            tuple(statements),
+            columns,
+            merge,
+            pruning=self.pruning,
         )
 
     def rows_statement(
@@ -984,8 +1111,7 @@ class _ReadPlanner(_Planner):
             scalar=not distinct and group is None,
         )
         statements = []
-        for database in self.topology.databases:
-            numbers = database.table_numbers
+        for database, numbers in self.assignments():
             sql = self.groups_statement(base, numbers, layout)
             statements.append(self.database_statement(database, numbers, sql))
         return QueryPlan(
@@ -996,6 +1122,7 @@ class _ReadPlanner(_Planner):
             self.names(),
             merge,
             tuple(self.group_aliases),
+            self.pruning,
         )
 
     def canon(self, node: exp.Expr) -> str:
@@ -1357,15 +1484,24 @@ class _WritePlanner(_Planner):
                     "tables in place.",
                     "Copy the row to its new table and delete the old one.",
                 )
+        where = statement.args.get("where")
+        self.prune(where.this if where is not None else None)
         clean = statement.copy()
         for reference in clean.find_all(exp.Column):
             reference.set("table", None)
         clean.this.set("alias", None)
         statements = []
-        for database in self.topology.databases:
-            numbers = database.table_numbers
+        for database, numbers in self.assignments():
             sqls = tuple(self.built(self.renamed(clean, n, keep_alias=False)) for n in numbers)
             statements.append(
                 DatabaseStatement(database, tuple(numbers), self.tables(numbers), sqls)
             )
-        return QueryPlan(self.sql(statement), self.dialect, "write", tuple(statements), None, None)
+        return QueryPlan(
+            self.sql(statement),
+            self.dialect,
+            "write",
+            tuple(statements),
+            None,
+            None,
+            pruning=self.pruning,
+        )

@@ -5,6 +5,7 @@ sqlglot and SQLAlchemy are imported inside the command, so other commands never 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -62,12 +63,24 @@ def query_all(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm --write.")] = False,
+    schema_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--schema",
+            help="Schema definition naming each table's shard_key, which joins must equate and "
+            "WHERE may pin (default: CONFIG_DIR/schema.yaml; without it, users.id and "
+            "<table>.user_id).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one SELECT across every suffix table on every physical database and merge the
     results exactly as one table holding all rows would answer: ORDER BY, LIMIT/OFFSET,
     COUNT/SUM/MIN/MAX/AVG, GROUP BY/HAVING, DISTINCT. What cannot be merged exactly, and any
-    write without --write --yes, is refused (exit 1)."""
-    from shardctl.query import run_plan
+    write without --write --yes, is refused (exit 1). A WHERE that pins the routing key
+    (id = 7, user_id IN (3, 11)) reads only the table numbers that can hold its rows."""
+    from shardctl.query import run_plan, schema_shard_keys
+    from shardctl.schema import schema_path
     from shardctl.sqlplan import QueryRefused, plan_query
 
     if yes and not write:
@@ -80,7 +93,10 @@ def query_all(
             "table on every database. Add --yes (try --explain first)."
         )
     topology = load(env, config_dir, connecting=not explain)
-    plan = plan_query(sql, topology, allow_write=write)
+    keys = schema_shard_keys(
+        topology, schema_file or schema_path(config_dir), required=schema_file is not None
+    )
+    plan = plan_query(sql, topology, allow_write=write, shard_keys=keys)
     if explain:
         _explain(plan, fmt)
         return
@@ -101,10 +117,13 @@ def _explain(plan: QueryPlan, fmt: Format) -> None:
             "table_numbers": list(statement.table_numbers),
             "sql": statement.sql,
             "probe": statement.probe,
+            "pruning": str(plan.pruning) if plan.pruning else None,
         }
         for statement in plan.statements
     ]
     if fmt is Format.table:
+        if plan.pruning:
+            print(f"-- {plan.pruning}\n")
         for record in records:
             print(
                 f"-- {record['database']} · entries {', '.join(record['entries'])} · "
