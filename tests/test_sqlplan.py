@@ -30,8 +30,16 @@ from shardctl.merge import (
     average,
     value_key,
 )
-from shardctl.routing import Topology
-from shardctl.sqlplan import InvalidQuery, QueryRefused, default_shard_keys, plan_query
+from shardctl.routing import ID_LIMIT, Topology
+from shardctl.schema import load_schema
+from shardctl.sqlplan import (
+    InvalidQuery,
+    Pruning,
+    QueryRefused,
+    default_shard_keys,
+    plan_query,
+    shard_keys_of,
+)
 from shardctl.validate import load_topology
 
 DSNS = {
@@ -342,6 +350,125 @@ def test_every_table_number_is_read_exactly_once(
 
 def test_default_routing_keys_follow_the_application_convention(tmp_path: Path) -> None:
     assert default_shard_keys(topology(tmp_path)) == {"users": "id", "posts": "user_id"}
+
+
+# --- routing keys from the schema, and pruning by them -------------------------------------
+
+AUTHOR_SCHEMA = """
+sharding:
+  users:
+    shard_key: id
+    columns: {id: {type: bigint, primary_key: true}, name: text}
+  posts:
+    shard_key: author_id
+    columns: {id: {type: bigint, primary_key: true}, author_id: bigint, user_id: bigint}
+  tags:
+    columns: {id: {type: bigint, primary_key: true}}
+"""
+
+
+def test_routing_keys_come_from_the_schema(tmp_path: Path) -> None:
+    layout = topology(tmp_path)
+    path = tmp_path / "schema.yaml"
+    path.write_text(AUTHOR_SCHEMA)
+    keys = shard_keys_of(layout, load_schema(path)[0])
+    assert keys == {"users": "id", "posts": "author_id"}
+    assert shard_keys_of(layout, None) == default_shard_keys(layout)
+    join = "SELECT u.name FROM users u JOIN posts p ON p.{} = u.id WHERE p.{} = 9"
+    plan = plan_query(join.format("author_id", "author_id"), layout, shard_keys=keys)
+    assert plan.pruning is not None and plan.pruning.table_numbers == (1,)
+    assert str(plan.pruning) == "pruned to 1 of 8 table numbers by posts.author_id = 9"
+    with pytest.raises(QueryRefused, match=r"routing keys \(u.id = p.author_id\)"):
+        plan_query(join.format("user_id", "user_id"), layout, shard_keys=keys)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    suffix_count=st.integers(1, 64),
+    databases=st.integers(1, 6),
+    ids=st.lists(
+        st.one_of(st.integers(0, ID_LIMIT - 1), st.integers(-(2**70), 2**70)),
+        min_size=1,
+        max_size=5,
+    ),
+    joined=st.booleans(),
+)
+def test_pruning_reads_exactly_the_table_numbers_the_ids_route_to(
+    tmp_path_factory: pytest.TempPathFactory,
+    suffix_count: int,
+    databases: int,
+    ids: list[int],
+    joined: bool,
+) -> None:
+    config = tmp_path_factory.mktemp("prune")
+    dsns = [DSNS["sqlite3"](i) for i in range(databases)]
+    write_config(config, tiled_entries(suffix_count, min(suffix_count, databases), dsns,
+                                       "sqlite3"), suffix_count=suffix_count)  # fmt: skip
+    layout = load_topology(config, "develop")[0]
+    values = ", ".join(map(str, ids))
+    sql = (
+        f"SELECT u.id FROM users u JOIN posts p ON p.user_id = u.id WHERE u.name > 'a' AND "
+        f"(p.user_id IN ({values}))"
+        if joined
+        else f"SELECT COUNT(*) FROM users WHERE {values.split(', ')[0]} = id AND id IN ({values})"
+    )
+    plan = plan_query(sql, layout)
+    routed = {i % suffix_count for i in ids if 0 <= i < ID_LIMIT}
+    if not joined:
+        routed &= {ids[0] % suffix_count} if 0 <= ids[0] < ID_LIMIT else set()
+    read = [n for statement in plan.statements for n in statement.table_numbers]
+    if len(routed) == suffix_count:
+        assert plan.pruning is None and sorted(read) == list(range(suffix_count))
+        return
+    assert plan.pruning is not None and plan.pruning.matched == len(routed)
+    assert sorted(read) == sorted(routed or {0})  # an impossible id still reads one table
+    for statement in plan.statements:
+        assert set(statement.table_numbers) <= set(statement.database.table_numbers)
+        assert statement.table_numbers  # a database with nothing to read is not contacted
+        for table in statement.tables:
+            assert table in statement.sql
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "id = 1 OR id = 2",
+        "NOT id = 1",
+        "id NOT IN (1, 2)",
+        "id <> 1",
+        "id > 1 AND id < 3",
+        "id = '1'",
+        "id = 1.0",
+        "id IN (1, NULL)",
+        "id IN (1, 2 + 1)",
+        "id = name",
+        "name = 1",
+        "(id = 1 OR name IS NULL) AND email = 'x'",
+        "CASE WHEN id = 1 THEN 1 END = 1",
+    ],
+)
+def test_only_plain_key_equalities_in_top_level_and_prune(tmp_path: Path, where: str) -> None:
+    plan = plan_query(f"SELECT id FROM users WHERE {where}", topology(tmp_path))
+    assert plan.pruning is None and len(plan.statements) == 4
+
+
+def test_an_unqualified_or_non_key_column_of_a_join_does_not_prune(tmp_path: Path) -> None:
+    join = "SELECT u.id FROM users u JOIN posts p ON p.user_id = u.id WHERE "
+    for where in ("user_id = 3", "p.id = 3", "u.user_id = 3", "x.id = 3"):
+        assert plan_query(join + where, topology(tmp_path)).pruning is None, where
+    both = plan_query(join + "u.id = 3 AND p.user_id = 11", topology(tmp_path)).pruning
+    assert both == Pruning((3,), 1, 8, ("users.id = 3", "posts.user_id = 11"))
+
+
+def test_writes_are_pruned_too(tmp_path: Path) -> None:
+    plan = plan_query(
+        "DELETE FROM posts WHERE user_id = 13 AND title IS NULL",
+        topology(tmp_path, "postgres", suffix_count=8, databases=2),
+        allow_write=True,
+    )
+    assert [(s.table_numbers, s.statements) for s in plan.statements] == [
+        ((5,), ("DELETE FROM posts_005 WHERE user_id = 13 AND title IS NULL",))
+    ]
 
 
 def test_cli_modules_do_not_load_sqlglot_or_sqlalchemy() -> None:
