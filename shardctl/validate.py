@@ -32,6 +32,11 @@ class Report:
         return not any(p.is_error for p in self.problems)
 
 
+def _table_numbers(lo: int, hi: int) -> str:
+    """``Table number 8 is`` / ``Table numbers 8-9 are``: the subject of a range message."""
+    return f"Table number {lo} is" if lo == hi else f"Table numbers {span(lo, hi)} are"
+
+
 def check_duplicate_ids(parsed: ParsedConfig) -> None:
     first: dict[str, int] = {}
     for entry_id, line in parsed.entry_ids:
@@ -93,7 +98,7 @@ def check_tiling(
             sink.error(
                 claim.line,
                 "range-overlap",
-                f"Table numbers {span(claim.lo, min(claim.hi, other.hi))} are claimed by both "
+                f"{_table_numbers(claim.lo, min(claim.hi, other.hi))} claimed by both "
                 f"entry '{other.entry_id}' (line {other.line}) and entry '{claim.entry_id}'. "
                 "Each table number must belong to exactly one entry; shrink one of the ranges.",
             )
@@ -108,7 +113,7 @@ def _report_gap(sink: ProblemSink, lo: int, hi: int, line: int, suffix_count: in
     sink.error(
         line,
         "range-gap",
-        f"Table numbers {span(lo, hi)} are served by no entry: rows with id % {suffix_count} in "
+        f"{_table_numbers(lo, hi)} served by no entry: rows with id % {suffix_count} in "
         f"{span(lo, hi)} would fail at run time (no such table). Extend a neighbouring "
         f"table_range or add an entry with table_range: [{lo}, {hi}].",
     )

@@ -69,7 +69,7 @@ def test_validate_reports_every_problem_with_file_and_line(capsys, tmp_path):
     assert run.code == 1
     lines = run.out.splitlines()
     assert any(line.startswith(f"::error file={path},line=") and "range-gap" in line
-               and "Table numbers 8 are served by no entry" in line for line in lines)  # fmt: skip
+               and "Table number 8 is served by no entry" in line for line in lines)  # fmt: skip
     assert any("range-overlap" in line and "'2'" in line and "'3'" in line for line in lines)
     assert any("unknown-driver" in line for line in lines)
 

@@ -42,7 +42,7 @@ def test_every_gap_is_named_as_one_range() -> None:
 
 def test_a_single_missing_number_is_named_alone() -> None:
     (gap,) = tiling(10, {"a": (0, 7), "b": (9, 9)})
-    assert gap.message.startswith("Table numbers 8 are served by no entry")
+    assert gap.message.startswith("Table number 8 is served by no entry")
     assert gap.line == 2
 
 
@@ -70,7 +70,7 @@ def test_gaps_overlaps_and_bounds_are_reported_together() -> None:
     ]  # fmt: skip
     text = " | ".join(p.message for p in problems)
     for part in ("Table numbers 3-4 are claimed by both entry 'a' (line 1) and entry 'b'",
-                 "Table numbers 7-8 are served", "Table numbers 13 are served",
+                 "Table numbers 7-8 are served", "Table number 13 is served",
                  "[14, 20] of entry 'd' is outside 0-15"):  # fmt: skip
         assert part in text
 
@@ -94,9 +94,9 @@ def test_tiling_problems_come_from_a_real_file_with_lines(tmp_path: Path) -> Non
         assert problem.file == str(path)
         assert "table_range" in " ".join(lines[problem.line - 2 : problem.line])
     overlaps = messages(report.problems, "range-overlap")
-    assert any("Table numbers 19 " in m and "'5'" in m and "'6'" in m for m in overlaps)
-    assert any("Table numbers 24 " in m and "'6'" in m and "'7'" in m for m in overlaps)
-    assert any("Table numbers 8 " in m for m in messages(report.problems, "range-gap"))
+    assert any("Table number 19 " in m and "'5'" in m and "'6'" in m for m in overlaps)
+    assert any("Table number 24 " in m and "'6'" in m and "'7'" in m for m in overlaps)
+    assert any("Table number 8 " in m for m in messages(report.problems, "range-gap"))
 
 
 def test_problems_are_sorted_by_line_and_all_collected(tmp_path: Path) -> None:
