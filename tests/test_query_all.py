@@ -35,7 +35,8 @@ from shardctl.dsn import parse_dsn
 from shardctl.errors import DatabaseError
 from shardctl.merge import StreamInfo, average
 from shardctl.query import Connections, MissingTable, query_all
-from shardctl.routing import Topology
+from shardctl.routing import ID_LIMIT, Topology
+from shardctl.sqlplan import plan_query
 from shardctl.validate import load_topology
 
 SUFFIX_COUNT = 8
@@ -295,14 +296,39 @@ ORDERED = [
     "SELECT COUNT(*) AS n FROM users HAVING COUNT(*) > 1000",
     "SELECT a.id, b.email FROM users AS a JOIN users AS b ON a.id = b.id ORDER BY a.id LIMIT 3",
 ]
+# WHERE pins the routing key: only the routed table numbers are read (ids from the data set,
+# an id no user has, and ids that cannot exist: negative, >= 2**63, contradictory)
+USER_IDS = sorted(u["id"] for u in dataset()[0])
+AUTHOR_IDS = sorted({p["user_id"] for p in dataset()[1]})
+A, B, C = USER_IDS[3], USER_IDS[40], USER_IDS[41]
+PRUNED = [
+    f"SELECT id, name, email FROM users WHERE id = {A}",
+    f"SELECT id, name FROM users WHERE id IN ({A}, {B}, {C}, 123456789) ORDER BY id",
+    "SELECT COUNT(*), COUNT(name), SUM(id), MIN(name), AVG(id) FROM users WHERE id = 123456789",
+    "SELECT COUNT(*), SUM(id), MAX(email), AVG(id) FROM users WHERE id = -5",
+    f"SELECT COUNT(*) FROM users WHERE id = {A} AND id = {B}",
+    f"SELECT id FROM users WHERE id IN (-1, {ID_LIMIT}) ORDER BY id",
+    f"SELECT name, COUNT(*) AS n FROM users WHERE id IN ({A}, {B}, {C}) AND name IS NOT NULL "
+    "GROUP BY name ORDER BY name",
+    f"SELECT user_id, COUNT(*), MIN(title) FROM posts WHERE user_id = {AUTHOR_IDS[5]} "
+    "GROUP BY user_id",
+    f"SELECT u.id, p.id AS post_id, p.title FROM users AS u JOIN posts AS p ON p.user_id = u.id "
+    f"WHERE p.user_id IN ({AUTHOR_IDS[0]}, {AUTHOR_IDS[7]}, {A}) ORDER BY p.id LIMIT 5 OFFSET 1",
+    f"SELECT u.name, COUNT(p.id) FROM users AS u LEFT JOIN posts AS p ON p.user_id = u.id "
+    f"WHERE {B} = u.id GROUP BY u.name ORDER BY u.name",
+    f"SELECT DISTINCT name FROM users WHERE id IN ({A}, {B}) ORDER BY name",
+    f"SELECT id FROM users WHERE id = {A} OR id = {B} ORDER BY id",  # OR: not pruned
+]
 # no total order: compared as multisets
 UNORDERED = [
+    "SELECT * FROM users WHERE id = -1",
+    f"SELECT * FROM posts WHERE user_id IN ({AUTHOR_IDS[1]}, {AUTHOR_IDS[2]})",
     "SELECT DISTINCT name, LOWER(title) AS t FROM users AS u JOIN posts AS p ON p.user_id = u.id",
     "SELECT id FROM users WHERE name LIKE 'a%'",
     "SELECT * FROM posts WHERE user_id < 20000",
     "SELECT id, name FROM users WHERE id > 50000",
 ]
-FIXED = [(sql, True) for sql in ORDERED] + [(sql, False) for sql in UNORDERED]
+FIXED = [(sql, True) for sql in ORDERED + PRUNED] + [(sql, False) for sql in UNORDERED]
 
 
 # --- hypothesis: queries from the supported grammar ---------------------------------------
@@ -315,9 +341,21 @@ SORT_KEYS = ["name", "email", "created_at", "name DESC", "created_at DESC", "upd
 GROUP_KEYS = ["name", "LOWER(name)", "created_at"]
 
 
+def _pin(draw: st.DrawFn, column: str = "id") -> str | None:
+    """Sometimes a condition that pins the routing key (an id that may not exist)."""
+    ids = st.one_of(st.sampled_from(USER_IDS), st.integers(-3, 100_000))
+    form = draw(st.sampled_from([None, None, "=", "IN"]))
+    if form == "=":
+        return f"{column} = {draw(ids)}"
+    if form == "IN":
+        return f"{column} IN ({', '.join(map(str, draw(st.lists(ids, min_size=1, max_size=4))))})"
+    return None
+
+
 def _where(draw: st.DrawFn) -> str:
     predicate = draw(st.one_of(st.none(), st.sampled_from(PREDICATES)))
-    return f" WHERE {predicate}" if predicate else ""
+    conditions = [c for c in (predicate, _pin(draw)) if c]
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
 def _limit(draw: st.DrawFn) -> str:
@@ -370,6 +408,8 @@ def distinct_queries(draw: st.DrawFn) -> tuple[str, bool]:
 def join_queries(draw: st.DrawFn) -> tuple[str, bool]:
     side = draw(st.sampled_from(["", "LEFT "]))
     base = f"FROM users AS u {side}JOIN posts AS p ON p.user_id = u.id"
+    pin = _pin(draw, draw(st.sampled_from(["u.id", "p.user_id"])))
+    base += f" WHERE {pin}" if pin else ""
     if draw(st.booleans()):
         order = f"ORDER BY p.title, u.id, p.id{_limit(draw)}"
         return f"SELECT u.id, p.id AS post_id, p.title {base} {order}", True
@@ -393,6 +433,8 @@ def test_results_equal_the_single_table_oracle(cluster: Cluster) -> None:
         if (problem := mismatch(cluster, layout, sql, ordered))
     ]
     assert not failures, "\n".join(failures)
+    pruned = [plan_query(sql, cluster.topologies[8]).pruning is not None for sql in PRUNED]
+    assert pruned == [True] * (len(PRUNED) - 1) + [False]
 
     @settings(max_examples=30, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
@@ -767,3 +809,34 @@ def test_a_sqlite_database_with_more_tables_than_one_union_allows(tmp_path: Path
     ]:  # fmt: skip
         with query_all(topology, sql) as result:
             assert list(result.rows) == expected, sql
+
+
+def test_explain_names_the_pruning_and_the_schema_decides_the_routing_keys(
+    capsys: pytest.CaptureFixture[str], sqlite_small: Small
+) -> None:
+    join = "SELECT u.id FROM users AS u JOIN posts AS p ON p.{0} = u.id WHERE p.{0} = 6"
+    run = shardctl(capsys, sqlite_small, join.format("user_id"), "--explain")
+    assert run.code == 0 and run.out.startswith(
+        "-- pruned to 1 of 4 table numbers by posts.user_id = 6\n\n"
+        f"-- {sqlite_small.dsns[1]} · entries 3, 4 · 1 table number(s)\n"
+    )
+    assert "FROM users_002 AS u JOIN posts_002 AS p" in run.out and "_003" not in run.out
+    schema = sqlite_small.root / "config" / "schema.yaml"  # CONFIG_DIR/schema.yaml by default
+    schema.write_text(
+        "sharding:\n"
+        "  users: {shard_key: id, columns: {id: {type: bigint, primary_key: true}}}\n"
+        "  posts:\n"
+        "    shard_key: author_id\n"
+        "    columns: {id: {type: bigint, primary_key: true}, author_id: bigint}\n"
+    )
+    run = shardctl(capsys, sqlite_small, join.format("user_id"), "--explain")
+    assert run.code == 1 and "(u.id = p.author_id)" in run.err
+    run = shardctl(capsys, sqlite_small, join.format("author_id"), "--explain", "-f", "json")
+    assert run.code == 0 and [(r["table_numbers"], r["pruning"]) for r in json.loads(run.out)] == [
+        ([2], "pruned to 1 of 4 table numbers by posts.author_id = 6")
+    ]
+    moved = schema.rename(sqlite_small.root / "elsewhere.yaml")
+    run = shardctl(capsys, sqlite_small, join.format("author_id"), "--explain", "--schema", moved)
+    assert run.code == 0
+    run = shardctl(capsys, sqlite_small, "SELECT id FROM users", "--schema", schema)
+    assert run.code == 2 and "Schema file" in run.err and "not found" in run.err
