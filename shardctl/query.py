@@ -32,7 +32,7 @@ from sqlalchemy import Connection, CursorResult, Engine, bindparam, inspect, tex
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import BindParameter
 
-from shardctl.db import database_error, make_engine
+from shardctl.db import database_error, make_engine, sqlite_file_exists
 from shardctl.dsn import Dsn
 from shardctl.errors import DatabaseError, ShardctlError, UsageError
 from shardctl.merge import GroupMerge, Row, RowMerge, StreamInfo
@@ -498,6 +498,11 @@ class _Link:
             self.deadline = self.started + self.timeout
         try:
             reused = self.connections.take(self.dsn) if self.connections else None
+            if not sqlite_file_exists(self.dsn):  # connecting would create an empty file
+                raise DatabaseError(
+                    f"Database {self.label}: the SQLite file does not exist.",
+                    hint=f"Run 'shardctl migrate --env {self.topology.env}' to create it.",
+                )
             if reused is None:
                 self.engine = make_engine(self.dsn, timeout=self.timeout)
                 self.connection = self.engine.connect()
