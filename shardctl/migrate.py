@@ -34,6 +34,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -378,9 +379,10 @@ def _run(
     ]
     outcomes: dict[int, DatabaseOutcome] = {}
     workers = max(1, min(MAX_PARALLEL_DATABASES, len(chosen)))
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
         futures = {
-            pool.submit(_run_target, topology, target, mode, lock_timeout): target
+            pool.submit(_run_target, topology, target, mode, lock_timeout, stop): target
             for target in chosen
         }
         try:
@@ -389,7 +391,8 @@ def _run(
                 outcomes[outcome.target.index] = outcome
                 if on_database is not None:
                     on_database(outcome)
-        except BaseException:  # Ctrl-C: let running databases finish, start no more
+        except BaseException:  # Ctrl-C: running databases stop before their next step, and
+            stop.set()  # roll back (SQLite/PostgreSQL) or keep the steps done (MySQL)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     warnings += stray_sqlite_files(topology, chosen)
@@ -401,8 +404,12 @@ def _run(
     )
 
 
+class _Stopped(Exception):
+    """Raised in a worker between two steps once the run is interrupted."""
+
+
 def _run_target(
-    topology: Topology, target: Target, mode: Mode, lock_timeout: float
+    topology: Topology, target: Target, mode: Mode, lock_timeout: float, stop: threading.Event
 ) -> DatabaseOutcome:
     started = time.perf_counter()
     outcome = DatabaseOutcome(target, mode)
@@ -422,6 +429,8 @@ def _run_target(
                 outcome.plan = _plan(topology, target, _inspect(connection, target), engine.dialect)
                 if mode == "apply":
                     for step in outcome.plan.steps:
+                        if stop.is_set():
+                            raise _Stopped
                         _execute(connection, step, target.driver)
                         executed.append(step)
             outcome.applied = executed
