@@ -349,3 +349,55 @@ def test_sqlite_under_a_regular_file(capsys: pytest.CaptureFixture[str], tmp_pat
         run = run_cli(capsys, *COMMANDS[command], "--config-dir", config_dir)
         assert run.code == 1 and str(blocker / "a.db") in run.err, run.err
         assert "Traceback" not in run.err and blocker.is_file()
+
+
+# --- read-only transactions -------------------------------------------------------------------
+
+SNEAKY = {
+    "postgres": "CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql VOLATILE AS "
+    "'INSERT INTO audit VALUES (1); SELECT 1'",
+    "mysql": "CREATE FUNCTION sneaky() RETURNS INT MODIFIES SQL DATA "
+    "BEGIN INSERT INTO audit VALUES (1); RETURN 1; END",
+}
+
+
+def _execute(engine: Engine, name: str, *statements: str) -> list[tuple[object, ...]]:
+    """Run the statements in order; the rows of the last one."""
+    if engine.driver == "postgres":
+        with psycopg.connect(**PG, dbname=name, autocommit=True) as connection:
+            cursor = connection.cursor()
+            for sql in statements:
+                cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+    connection = pymysql.connect(**MYSQL, database=name, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def test_a_read_cannot_write_through_a_function_with_side_effects(
+    capsys: pytest.CaptureFixture[str], cluster: tuple[Engine, Path, list[str]]
+) -> None:
+    """query-all accepts the SELECT (it cannot see inside a function), but the read-only
+    transaction refuses the function's INSERT on the server."""
+    engine, config_dir, names = cluster
+    assert run_cli(capsys, "migrate", "--yes", "--config-dir", config_dir).code == 0
+    topology = load_topology(config_dir, "develop")[0]
+    for name, db in zip(names, topology.databases, strict=True):
+        table = topology.suffix_table("users", db.table_numbers[0])
+        row = f"({db.table_numbers[0]}, 'a', 'a@x', '2024-01-01', '2024-01-01')"
+        setup = (
+            "CREATE TABLE audit (n INT)",
+            SNEAKY[engine.driver],
+            f"INSERT INTO {table} VALUES {row}",
+        )
+        _execute(engine, name, *setup)
+    run = run_cli(capsys, "query-all", "SELECT COUNT(*) FROM users WHERE sneaky() = 1",
+                  "--config-dir", config_dir)  # fmt: skip
+    assert run.code == 1 and "read-only" in run.err.lower().replace("read only", "read-only")
+    for name in names:
+        assert _execute(engine, name, "SELECT COUNT(*) FROM audit") == [(0,)]
