@@ -48,6 +48,7 @@ STATE = RunState()
 def _debug_from_environment() -> bool:
     return os.environ.get("SHARDCTL_DEBUG", "") not in ("", "0")
 
+
 EnvOption = Annotated[
     str,
     typer.Option(
