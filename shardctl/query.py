@@ -36,7 +36,7 @@ from shardctl.db import database_error, make_engine, sqlite_file_exists
 from shardctl.dsn import Dsn
 from shardctl.errors import DatabaseError, ShardctlError, UsageError
 from shardctl.merge import GroupMerge, Row, RowMerge, StreamInfo
-from shardctl.routing import ReaderSelector, Topology
+from shardctl.routing import ReaderSelector, Topology, spans
 from shardctl.schema import load_schema
 from shardctl.sqlplan import (
     DatabaseStatement,
@@ -252,7 +252,7 @@ class _Run:
         entries = {self.topology.entry_for(n).id: None for n in statement.table_numbers}
         self.warnings.append(
             f"Partial result: database {statement.database.label} failed ({error.message}); "
-            f"table numbers {_spans(statement.table_numbers)} (entries "
+            f"table numbers {spans(statement.table_numbers)} (entries "
             f"{', '.join(entries)}) are not covered."
         )
 
@@ -404,7 +404,7 @@ class _Run:
             for link in self.links:
                 link.close(abort=False)
         rows = [
-            (link.stats.database, _spans(link.stats.table_numbers), link.stats.rows)
+            (link.stats.database, spans(link.stats.table_numbers), link.stats.rows)
             for link in self.links
         ]
         return QueryResult(
@@ -422,16 +422,6 @@ def _first_error(failed: Sequence[tuple[_Link, ShardctlError]]) -> ShardctlError
         others = ", ".join(other.statement.database.label for other, _ in failed[1:])
         error.message += f" ({len(failed) - 1} more database(s) failed: {others}.)"
     return error
-
-
-def _spans(numbers: Sequence[int]) -> str:
-    spans: list[list[int]] = []
-    for number in numbers:
-        if spans and spans[-1][1] == number - 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in spans)
 
 
 # --- one physical database -----------------------------------------------------------------
