@@ -98,7 +98,7 @@ def _plot(stats: dict[tuple[int, int, str], Stats], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
     for query in QUERIES:
         one = stats[(0, 0, query.name)].median * 1e3
         line = left.plot(SUFFIX_COUNTS, [stats[(s, FIXED_DATABASES, query.name)].median * 1e3
@@ -117,8 +117,8 @@ def _plot(stats: dict[tuple[int, int, str], Stats], path: Path) -> None:
     right.set_xlabel(f"physical databases (suffix_count {FIXED_SUFFIXES})")
     left.set_ylabel("query-all median ms (dotted: one table)")
     left.set_yscale("log")
-    left.legend(fontsize=7, loc="upper left")
+    figure.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
     figure.suptitle("shardctl query-all on PostgreSQL: time vs suffix tables and databases")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
