@@ -663,8 +663,9 @@ class _Link:
         message: tuple[Any, ...] = ("end", index, None)
         result: CursorResult[Any] | None = None
         try:
+            streamed = not _bounded(self.plan)
             result = _verbatim(
-                connection, self.statement.sql, stream_results=True, max_row_buffer=BATCH_ROWS
+                connection, self.statement.sql, stream_results=streamed, max_row_buffer=BATCH_ROWS
             )
             announce(list(result.keys()))
             while not cancel.is_set():
@@ -749,6 +750,18 @@ class _Link:
         except Exception:  # noqa: BLE001, S110 - closing a broken connection must not mask the error
             pass
         engine.dispose()
+
+
+def _bounded(plan: QueryPlan) -> bool:
+    """Whether each database returns few enough rows to fetch without a server-side cursor
+    (which costs extra round trips): a grouped plan (the merge keeps every group anyway) or
+    LIMIT + OFFSET (pushed down to every database) of at most :data:`BATCH_ROWS` rows."""
+    merge = plan.merge
+    if isinstance(merge, GroupMerge):
+        return True
+    return (
+        merge is not None and merge.limit is not None and merge.limit + merge.offset <= BATCH_ROWS
+    )
 
 
 def _abandon(result: CursorResult[Any]) -> None:
