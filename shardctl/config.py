@@ -414,7 +414,7 @@ class _Reader:
                 self.sink.error(
                     node.line_of("suffix_count"),
                     "missing-key",
-                    f"{where} has no 'suffix_count'. Add e.g. 'suffix_count: 32'.",
+                    f"{where} has no 'suffix_count'. Add 'suffix_count: N' (N suffix tables).",
                 )
                 continue
             count = self.integer(node, "suffix_count", where, minimum=1, code="bad-number")

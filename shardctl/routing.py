@@ -1,7 +1,7 @@
 """The routing core: pure functions and lookups, no database, terminal or CLI imports.
 
 * table number of a row = ``id % suffix_count`` for ``0 <= id < 2**63`` (negative ids are
-  rejected: Python's ``-7 % 32 == 25`` while PostgreSQL, MySQL and Go give ``-7``);
+  rejected: Python's ``-7 % 10 == 3`` while PostgreSQL, MySQL and Go give ``-7``);
 * suffix table name = ``{name}_{number:0{width}d}``, width 3, wider when ``suffix_count - 1``
   has more digits (1024 tables → ``users_0000`` … ``users_1023``);
 * table number → entry through a list built once from the ranges (O(1) per lookup);

@@ -70,6 +70,14 @@ ConfigDirOption = Annotated[
         file_okay=False,
     ),
 ]
+SchemaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--schema",
+        help="Schema definition to use (default: CONFIG_DIR/schema.yaml).",
+        dir_okay=False,
+    ),
+]
 DEFAULT_ENV = "develop"
 DEFAULT_CONFIG_DIR = Path("config")
 

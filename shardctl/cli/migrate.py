@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from itertools import groupby
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +20,7 @@ from shardctl.cli.app import (
     DEFAULT_ENV,
     ConfigDirOption,
     EnvOption,
+    SchemaOption,
     app,
     report_warnings,
 )
@@ -82,14 +82,7 @@ def migrate_command(
             "anything is created; when stdin is not a terminal (CI, pipes) migrate proceeds.",
         ),
     ] = False,
-    schema_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--schema",
-            help="Schema definition to use (default: CONFIG_DIR/schema.yaml).",
-            dir_okay=False,
-        ),
-    ] = None,
+    schema_file: SchemaOption = None,
     lock_timeout: Annotated[
         float | None,
         typer.Option(

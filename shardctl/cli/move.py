@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,6 +18,7 @@ from shardctl.cli.app import (
     STATE,
     ConfigDirOption,
     EnvOption,
+    SchemaOption,
     app,
 )
 from shardctl.dsn import DRIVERS
@@ -68,14 +68,7 @@ def move(
     ] = None,
     env: EnvOption = DEFAULT_ENV,
     config_dir: ConfigDirOption = DEFAULT_CONFIG_DIR,
-    schema_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--schema",
-            help="Schema definition (default: CONFIG_DIR/schema.yaml).",
-            dir_okay=False,
-        ),
-    ] = None,
+    schema_file: SchemaOption = None,
     dry_run: Annotated[
         bool,
         typer.Option(
