@@ -34,6 +34,7 @@ import math
 import os
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,6 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedIndex
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -750,7 +750,10 @@ def _column_difference(column: ColumnDef, found: ReflectedColumn, driver: Driver
 def reflected_type(found: TypeEngine[Any]) -> ColumnType:
     """The portable type a reflected column type corresponds to (unknown types keep their
     SQLAlchemy class name, lower-cased, so they differ from every portable type)."""
-    if isinstance(found, sa.Boolean | mysql.TINYINT):  # MySQL BOOL is TINYINT(1)
+    # MySQL BOOL is TINYINT(1); a MySQL type implies its dialect module is loaded, so SQLite and
+    # PostgreSQL runs need not import it (~40 ms)
+    mysql = sys.modules.get("sqlalchemy.dialects.mysql")
+    if isinstance(found, sa.Boolean) or (mysql is not None and isinstance(found, mysql.TINYINT)):
         return ColumnType("boolean")
     for sa_type, name in (
         (sa.BigInteger, "bigint"),
