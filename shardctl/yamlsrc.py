@@ -8,6 +8,7 @@ its line. Duplicate keys (which PyYAML silently lets the last one win) are repor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +62,11 @@ class _BadValue(Exception):
         self.message = message
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_PLAIN_DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})")  # YAML 1.1 reads 012 as octal, 1_0 as 10
+
+
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -89,6 +95,11 @@ class _Builder:
 
     def value(self, node: yaml.Node) -> Any:
         """A scalar's (or key's) value; :class:`_BadValue` when it cannot be one."""
+        if isinstance(node, yaml.ScalarNode):  # fast paths for the common cases (large configs)
+            if node.tag == _STR_TAG:
+                return node.value
+            if node.tag == _INT_TAG and _PLAIN_DECIMAL.fullmatch(node.value):
+                return int(node.value)
         try:
             value = self.loader.construct_object(node, deep=True)
         except (ValueError, OverflowError) as exc:  # e.g. 2024-13-45, `!!int x`
