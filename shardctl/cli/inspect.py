@@ -119,10 +119,12 @@ def validate(
                 "database.yaml). Pass --config-dir."
             )
     else:
-        reports = [validate_env(config_dir, env)]
+        # --live connects, so an unset ${VAR} is an error here, as for every connecting command
+        reports = [validate_env(config_dir, env, connecting=live)]
     problems = [p for report in reports for p in report.problems]
     ok = all(report.ok for report in reports)
-    live_result = _live_check(env, config_dir) if live and ok else None
+    topology = reports[0].topology
+    live_result = _live_check(topology, config_dir) if live and topology is not None else None
     if fmt is ValidateFormat.json:
         document: dict[str, Any] = {
             "ok": ok and (live_result is None or live_result.ok),
@@ -148,14 +150,16 @@ def validate(
     return int(ExitCode.OK if ok else ExitCode.FAILURE)
 
 
-def _live_check(env: str, config_dir: Path) -> MigrateResult:
-    """``migrate --check`` for ``validate --live`` (only run on a valid config)."""
+def _live_check(topology: Topology, config_dir: Path) -> MigrateResult:
+    """``migrate --check`` for ``validate --live``, on the topology just validated (its
+    warnings are already in the report: the file is not read again)."""
     from shardctl.cli.migrate import inspect_databases
     from shardctl.schema import load_schema, schema_path
 
+    STATE.secrets |= topology.secrets
     schema, schema_warnings = load_schema(schema_path(config_dir))
     report_warnings(schema_warnings)
-    return inspect_databases(load(env, config_dir, connecting=True), schema, drift=True)
+    return inspect_databases(topology, schema, drift=True)
 
 
 def _print_reports(reports: list[Report]) -> None:
