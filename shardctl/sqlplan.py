@@ -28,6 +28,7 @@ are read (or written); ids outside ``0 … 2**63-1`` match no row.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -299,11 +300,19 @@ def plan_query(
     dialect = dialect_of(topology)
     statement = parse_statement(sql, dialect)
     keys = {k.lower(): v.lower() for k, v in (shard_keys or default_shard_keys(topology)).items()}
+    marker = _suffix_marker(sql)
     if isinstance(statement, exp.Update | exp.Delete) and allow_write:
-        return _WritePlanner(statement, topology, dialect, keys).plan()
+        return _WritePlanner(statement, topology, dialect, keys, marker).plan()
     if not isinstance(statement, exp.Select):
         raise _statement_refusal(statement, allow_write)
-    return _ReadPlanner(statement, topology, dialect, keys, written_sql=sql).plan()
+    return _ReadPlanner(statement, topology, dialect, keys, marker, written_sql=sql).plan()
+
+
+def _suffix_marker(sql: str) -> str:
+    """A word that does not occur in ``sql``: suffix tables are generated once as
+    ``users_<marker>`` and the marker is then replaced by each table number's suffix."""
+    text = sql.lower()
+    return next(m for i in itertools.count() if (m := f"shardctl{i}suffix") not in text)
 
 
 # --- parsing and refusals ------------------------------------------------------------------
@@ -615,6 +624,7 @@ class _Planner:
     topology: Topology
     dialect: Dialect
     shard_keys: Mapping[str, str]
+    marker: str
     sources: list[_Source] = field(default_factory=list)
     pruning: Pruning | None = None
 
@@ -650,8 +660,9 @@ class _Planner:
         alias = _identifier(table.args["alias"].this) if table.alias else name
         return _Source(table, logical[name], alias)
 
-    def renamed(self, node: exp.Expr, table_number: int, *, keep_alias: bool) -> Any:
-        """A copy of ``node`` with every logical table renamed to its suffix table.
+    def renamed(self, node: exp.Expr, table_number: int | None, *, keep_alias: bool) -> Any:
+        """A copy of ``node`` with every logical table renamed to its suffix table (to
+        ``<logical>_<marker>`` when ``table_number`` is None, see :meth:`per_table`).
 
         ``keep_alias`` aliases an unaliased table to its logical name (``users_007 AS users``)
         so qualified column references still resolve."""
@@ -663,11 +674,23 @@ class _Planner:
             )
             if logical is None:
                 continue
-            physical = self.topology.suffix_table(logical, table_number)
+            physical = (
+                f"{logical}_{self.marker}"
+                if table_number is None
+                else self.topology.suffix_table(logical, table_number)
+            )
             if keep_alias and not table.alias:
                 table.set("alias", exp.TableAlias(this=table.this.copy()))
             table.set("this", exp.to_identifier(physical, quoted=physical != physical.lower()))
         return copy
+
+    def per_table(self, node: exp.Expr, numbers: Sequence[int], *, keep_alias: bool) -> list[str]:
+        """The SQL of ``node`` on each table number's suffix tables, in ``numbers`` order.
+        Generated once and then the suffix substituted, so planning does not grow with the
+        number of suffix tables (sqlglot copies and generates ≈ 0.3 ms per branch)."""
+        template = self.built(self.renamed(node, None, keep_alias=keep_alias))
+        width = self.topology.width
+        return [template.replace(self.marker, f"{n:0{width}d}") for n in numbers]
 
     def tables(self, table_numbers: Sequence[int]) -> tuple[str, ...]:
         logical = sorted({s.logical for s in self.sources})
@@ -946,8 +969,9 @@ class _ReadPlanner(_Planner):
         columns = None if any(_is_star(item) for item in self.items) else self.names()
         statements = []
         for database, numbers in self.assignments():
-            branches = [self.branch(base, n, projection) for n in numbers]
-            sql = self.rows_statement(branches, ordered, pushed)
+            branch = base.copy()
+            branch.set("expressions", [node.copy() for node in projection])
+            sql = self.rows_statement(branch, numbers, ordered, pushed)
             statements.append(self.database_statement(database, numbers, sql))
         return QueryPlan(
             self.sql(self.select),
@@ -960,27 +984,29 @@ class _ReadPlanner(_Planner):
         )
 
     def rows_statement(
-        self, branches: list[exp.Select], ordered: list[exp.Ordered], limit: int | None
+        self,
+        branch: exp.Select,
+        numbers: Sequence[int],
+        ordered: list[exp.Ordered],
+        limit: int | None,
     ) -> str:
+        """One database's statement: the branch on each suffix table, UNION ALL, then ORDER BY
+        and LIMIT; a LIMIT is also pushed into every branch (SQLite's grammar has no room)."""
         suffix_nodes: list[exp.Expr] = []
         if ordered:
             suffix_nodes.append(exp.Order(expressions=ordered))
         if limit is not None:
             suffix_nodes.append(exp.Limit(expression=exp.Literal.number(limit)))
-        if len(branches) == 1:
-            branch = branches[0]
-            for node in suffix_nodes:
-                branch.set("order" if isinstance(node, exp.Order) else "limit", node)
-            return self.built(branch)
+        single = len(numbers) == 1
         per_branch = limit is not None and self.dialect != "sqlite"
-        parts = []
-        for branch in branches:
-            if per_branch:
-                for node in suffix_nodes:
-                    branch.set("order" if isinstance(node, exp.Order) else "limit", node.copy())
-                parts.append(f"({self.built(branch)})")
-            else:
-                parts.append(self.built(branch))
+        if single or per_branch:
+            for node in suffix_nodes:
+                branch.set("order" if isinstance(node, exp.Order) else "limit", node.copy())
+        parts = self.per_table(branch, numbers, keep_alias=True)
+        if single:
+            return parts[0]
+        if per_branch:
+            parts = [f"({part})" for part in parts]
         suffix = " ".join(self.sql(node) for node in suffix_nodes)
         return _union_all(parts, self.dialect) + (f"\n{suffix}" if suffix else "")
 
@@ -1044,13 +1070,6 @@ class _ReadPlanner(_Planner):
             depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
             end = max(end, token.end)
         return self.written_sql[start : end + 1] if depth == 0 else None
-
-    def branch(
-        self, base: exp.Select, table_number: int, projection: Sequence[exp.Expr]
-    ) -> exp.Select:
-        branch: exp.Select = self.renamed(base, table_number, keep_alias=True)
-        branch.set("expressions", [node.copy() for node in projection])
-        return branch
 
     def database_statement(
         self, database: PhysicalDatabase, numbers: Sequence[int], sql: str
@@ -1371,13 +1390,11 @@ class _ReadPlanner(_Planner):
             def argument_of(arg: exp.Expr) -> exp.Expr:
                 return exp.column(args[self.canon(arg)])
 
-        branches = []
-        for number in numbers:
-            branch = self.renamed(base, number, keep_alias=True)
-            branch.set("expressions", [node.copy() for node in inner])
-            if partial and group_exprs:
-                branch.set("group", exp.Group(expressions=[e.copy() for e in group_exprs]))
-            branches.append(self.built(branch))
+        branch = base.copy()
+        branch.set("expressions", [node.copy() for node in inner])
+        if partial and group_exprs:
+            branch.set("group", exp.Group(expressions=[e.copy() for e in group_exprs]))
+        branches = self.per_table(branch, numbers, keep_alias=True)
         columns = [exp.column(n) for n in names]
         outer = exp.Select(
             expressions=[*columns]
@@ -1492,7 +1509,7 @@ class _WritePlanner(_Planner):
         clean.this.set("alias", None)
         statements = []
         for database, numbers in self.assignments():
-            sqls = tuple(self.built(self.renamed(clean, n, keep_alias=False)) for n in numbers)
+            sqls = tuple(self.per_table(clean, numbers, keep_alias=False))
             statements.append(
                 DatabaseStatement(database, tuple(numbers), self.tables(numbers), sqls)
             )

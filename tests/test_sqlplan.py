@@ -255,6 +255,23 @@ def test_unaliased_tables_keep_their_logical_name_for_qualified_columns(tmp_path
     assert "SELECT users.id FROM users_000 AS users" in plan.statements[0].sql
 
 
+@pytest.mark.parametrize("kind", ["rows", "groups", "write"])
+def test_text_that_looks_like_the_suffix_marker_is_left_alone(tmp_path: Path, kind: str) -> None:
+    """Branches are generated once with a marker for the suffix; a query that contains the
+    marker's text itself gets another marker, so its literals come through unchanged."""
+    literal = "'shardctl0suffix shardctl1suffix'"
+    sql = {
+        "rows": f"SELECT id, {literal} AS tag FROM users",
+        "groups": f"SELECT name, COUNT(*) FROM users WHERE email <> {literal} GROUP BY name",
+        "write": f"UPDATE users SET name = {literal} WHERE id > 5",
+    }[kind]
+    plan = plan_query(sql, topology(tmp_path, "postgres", databases=2), allow_write=True)
+    statements = [s for statement in plan.statements for s in statement.statements]
+    text = "\n".join(statements)
+    assert text.count(literal) == 8  # once per suffix table
+    assert [n for n in range(8) if f"users_{n:03d}" in text] == list(range(8))
+
+
 def test_limit_offset_is_pushed_down_as_limit_plus_offset(tmp_path: Path) -> None:
     plan = plan_query(
         "SELECT id FROM users ORDER BY id DESC LIMIT 10 OFFSET 5",
