@@ -28,11 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, bindparam, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.elements import BindParameter
-
-from shardctl.db import database_error, make_engine, sqlite_file_exists
+from shardctl.drivers import connect, database_error, is_mariadb, sqlite_file_exists
 from shardctl.dsn import Dsn
 from shardctl.errors import DatabaseError, ShardctlError, UsageError
 from shardctl.merge import GroupMerge, Row, RowMerge, StreamInfo
@@ -56,26 +52,24 @@ C_COLLATIONS = frozenset({"c", "posix", "c.utf8", "c.utf-8", "ucs_basic", "pg_c_
 _TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
 
 
-_NAMES: BindParameter[list[str]] = bindparam("names", expanding=True)
-_SQLITE_TABLES = text(
-    "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name IN :names"
-).bindparams(_NAMES)
-_POSTGRES_TABLES = text(
+_SQLITE_TABLES = "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name IN "
+_POSTGRES_TABLES = (
     "SELECT n, to_regclass(quote_ident(n)) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute a "
     "JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_collation c ON c.oid = a.attcollation "
     "WHERE a.attrelid = to_regclass(quote_ident(n)) AND a.attnum > 0 AND NOT a.attisdropped "
     "AND (t.typtype = 'e' OR t.typname = 'citext' OR (a.attcollation NOT IN (0, 100) "
-    "AND lower(c.collname) <> ALL(CAST(:c_like AS text[]))))), "
+    "AND lower(c.collname) <> ALL(CAST(%(c_like)s AS text[]))))), "
     "to_jsonb(d) ->> 'datcollate', to_jsonb(d) ->> 'datlocprovider' "
-    "FROM unnest(CAST(:names AS text[])) AS n "
+    "FROM unnest(CAST(%(names)s AS text[])) AS n "
     "JOIN pg_database d ON d.datname = current_database()"
 )  # to_jsonb: datlocprovider only exists from PostgreSQL 15 on
-_MYSQL_TABLES = text(
+_MYSQL_TABLES = (
     "SELECT TABLE_NAME, (SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
-    "DATABASE() AND TABLE_NAME IN :names AND DATA_TYPE IN ('enum', 'set')), "
+    "DATABASE() AND TABLE_NAME IN %(names)s AND DATA_TYPE IN ('enum', 'set')), "
     "@@div_precision_increment FROM information_schema.TABLES "
-    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
-).bindparams(_NAMES)  # constants only: a correlated subquery makes MariaDB scan every schema
+    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN %(names)s"
+)  # constants only: a correlated subquery makes MariaDB scan every schema
+_QUOTES = {"postgres": '"', "sqlite": '"', "mysql": "`"}
 
 
 class MissingTable(DatabaseError):
@@ -123,25 +117,24 @@ class Connections:
     runs in its own (read-only) transaction. Close it when done."""
 
     def __init__(self) -> None:
-        self.idle: dict[tuple[Dsn, str | None], list[tuple[Engine, Connection]]] = {}
+        self.idle: dict[tuple[Dsn, str | None], list[Any]] = {}
         self.lock = threading.Lock()
 
-    def take(self, dsn: Dsn) -> tuple[Engine, Connection] | None:
+    def take(self, dsn: Dsn) -> Any | None:
         with self.lock:
             idle = self.idle.get((dsn, dsn.password))
             return idle.pop() if idle else None
 
-    def give(self, dsn: Dsn, engine: Engine, connection: Connection) -> None:
+    def give(self, dsn: Dsn, connection: Any) -> None:
         with self.lock:
-            self.idle.setdefault((dsn, dsn.password), []).append((engine, connection))
+            self.idle.setdefault((dsn, dsn.password), []).append(connection)
 
     def close(self) -> None:
         with self.lock:
-            pairs = [pair for idle in self.idle.values() for pair in idle]
+            connections = [c for idle in self.idle.values() for c in idle]
             self.idle.clear()
-        for engine, connection in pairs:
+        for connection in connections:
             connection.close()
-            engine.dispose()
 
     def __enter__(self) -> Connections:
         return self
@@ -448,8 +441,7 @@ class _Link:
         self.label = statement.database.label
         self.stats = DatabaseStats(self.label, statement.table_numbers)
         self.info = StreamInfo()
-        self.engine: Engine | None = None
-        self.connection: Connection | None = None
+        self.connection: Any = None  # the driver's DB-API connection while this link holds one
         self.started = 0.0
         self.deadline: float | None = None
         self.cancel: threading.Event | None = None
@@ -493,11 +485,7 @@ class _Link:
                     f"Database {self.label}: the SQLite file does not exist.",
                     hint=f"Run 'shardctl migrate --env {self.topology.env}' to create it.",
                 )
-            if reused is None:
-                self.engine = make_engine(self.dsn, timeout=self.timeout)
-                self.connection = self.engine.connect()
-            else:
-                self.engine, self.connection = reused
+            self.connection = reused or connect(self.dsn, timeout=self.timeout)
             self.begin(self.connection, reused=reused is not None)
             self.inspect(self.connection)
         except Exception as exc:  # noqa: BLE001 - every failure is reported per database
@@ -508,33 +496,30 @@ class _Link:
             return error
         return None
 
-    def begin(self, connection: Connection, *, reused: bool) -> None:
+    def begin(self, connection: Any, *, reused: bool) -> None:
         """Read-only transaction and timeout (a reused connection gets its session reset)."""
         dialect = self.plan.dialect
         read_only = not self.plan.is_write
         milliseconds = 0 if self.timeout is None else max(1, round(self.timeout * 1000))
         if dialect == "sqlite":
-            raw = connection.connection.dbapi_connection
-            assert raw is not None
-            raw.set_progress_handler(self.sqlite_progress, SQLITE_PROGRESS_STEPS)
+            connection.set_progress_handler(self.sqlite_progress, SQLITE_PROGRESS_STEPS)
             if read_only or reused:
-                connection.exec_driver_sql(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
+                _run(connection, f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
         elif dialect == "postgres":
             settings = ["SET TRANSACTION READ ONLY"] if read_only else []
             if milliseconds:
                 settings.append(f"SET LOCAL statement_timeout = {milliseconds}")
             if settings:
-                _verbatim(connection, "; ".join(settings))
+                _run(connection, "; ".join(settings))
         else:
             if milliseconds or reused:
-                connection.exec_driver_sql(
+                _run(
+                    connection,
                     f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}"
-                    if getattr(connection.dialect, "is_mariadb", False)
-                    else f"SET SESSION max_execution_time = {milliseconds}"
+                    if is_mariadb(connection)
+                    else f"SET SESSION max_execution_time = {milliseconds}",
                 )
-            connection.exec_driver_sql(
-                "START TRANSACTION READ ONLY" if read_only else "START TRANSACTION"
-            )
+            _run(connection, "START TRANSACTION READ ONLY" if read_only else "START TRANSACTION")
 
     def sqlite_progress(self) -> int:
         """Non-zero aborts the running SQLite statement: past the deadline, or cancelled."""
@@ -542,13 +527,14 @@ class _Link:
         late = self.deadline is not None and time.perf_counter() > self.deadline
         return int(cancelled or late)
 
-    def inspect(self, connection: Connection) -> None:
+    def inspect(self, connection: Any) -> None:
         """One metadata query: which suffix tables exist and how this database compares text;
         then (MySQL) the collation probe and, when GROUP BY used an alias, the columns."""
         dialect = self.plan.dialect
         tables = list(self.statement.tables)
         if dialect == "sqlite":
-            found = connection.execute(_SQLITE_TABLES, {"names": tables}).all()
+            marks = ", ".join("?" * len(tables))
+            found = _run(connection, f"{_SQLITE_TABLES}({marks})", tables).fetchall()
             odd = {
                 collation.lower()
                 for _, sql in found
@@ -562,19 +548,19 @@ class _Link:
             )
             self.info = StreamInfo(text_exact=not odd, why_inexact=why)
         elif dialect == "postgres":
-            found = connection.execute(
-                _POSTGRES_TABLES, {"names": tables, "c_like": sorted(C_COLLATIONS)}
-            ).all()
+            found = _run(
+                connection, _POSTGRES_TABLES, {"names": tables, "c_like": sorted(C_COLLATIONS)}
+            ).fetchall()
             existing = {str(name) for name, present, *_ in found if present}
             self.info = self.postgres_info(found)
         else:
-            found = connection.execute(_MYSQL_TABLES, {"names": tables}).all()
+            found = _run(connection, _MYSQL_TABLES, {"names": tables}).fetchall()
             existing = {str(name) for name, *_ in found}
             enums = any(row[1] for row in found)
             self.info = StreamInfo(
                 text_exact=not enums,
                 div_precision_increment=int(found[0][2]) if found else 4,
-                max_decimal_scale=38 if getattr(connection.dialect, "is_mariadb", False) else 30,
+                max_decimal_scale=38 if is_mariadb(connection) else 30,
                 why_inexact=f"database {self.label} has ENUM/SET columns, which sort by "
                 "their position in the type, not by text."
                 if enums
@@ -584,7 +570,7 @@ class _Link:
         if missing:
             raise self.missing(missing)
         if self.statement.probe:
-            row = _verbatim(connection, self.statement.probe).one()
+            row = _run(connection, self.statement.probe).fetchone()
             pads = tuple(
                 bytes(row[i]) if row[i + 1] and row[i] is not None else None
                 for i in range(0, len(row), 2)
@@ -612,13 +598,15 @@ class _Link:
             return StreamInfo()
         return StreamInfo(text_exact=False, why_inexact=why)
 
-    def check_group_aliases(self, connection: Connection) -> None:
-        inspector = inspect(connection)
+    def check_group_aliases(self, connection: Any) -> None:
         first = {table.rsplit("_", 1)[0]: table for table in self.statement.tables}
+        quote = _QUOTES[self.plan.dialect]
         columns = {
-            str(column["name"]).lower()
+            str(column[0]).lower()
             for table in first.values()
-            for column in inspector.get_columns(table)
+            for column in _run(
+                connection, f"SELECT * FROM {quote}{table}{quote} WHERE 1 = 0"
+            ).description
         }
         clash = sorted(set(self.plan.group_aliases) & columns)
         if clash:
@@ -661,19 +649,17 @@ class _Link:
             self.finished = True
             return
         message: tuple[Any, ...] = ("end", index, None)
-        result: CursorResult[Any] | None = None
+        result: Any = None
         try:
-            streamed = not _bounded(self.plan)
-            result = _verbatim(
-                connection, self.statement.sql, stream_results=streamed, max_row_buffer=BATCH_ROWS
-            )
-            announce(list(result.keys()))
+            result = self.cursor(connection, streamed=not _bounded(self.plan))
+            result.execute(self.statement.sql)
+            announce([column[0] for column in result.description])
             while not cancel.is_set():
                 batch = result.fetchmany(BATCH_ROWS)
                 if not batch:
                     break
                 self.stats.rows += len(batch)
-                if not _put(out, ("rows", index, [tuple(row) for row in batch]), cancel):
+                if not _put(out, ("rows", index, batch), cancel):
                     break
             if not cancel.is_set():
                 result.close()
@@ -690,12 +676,26 @@ class _Link:
             self.close(abort=abort)
             _put(out, message, cancel)
 
+    def cursor(self, connection: Any, *, streamed: bool) -> Any:
+        """A cursor for the statement; ``streamed``: rows come from the server as they are
+        fetched (PostgreSQL: a named cursor, MySQL: PyMySQL's unbuffered cursor), not all at
+        once. SQLite steps through its result as it is fetched anyway."""
+        if not streamed or self.plan.dialect == "sqlite":
+            return connection.cursor()
+        if self.plan.dialect == "postgres":
+            cursor = connection.cursor(name="shardctl_query_all")
+            cursor.itersize = BATCH_ROWS
+            return cursor
+        import pymysql.cursors
+
+        return connection.cursor(pymysql.cursors.SSCursor)
+
     def execute_writes(self) -> ShardctlError | None:
         connection = self.connection
         assert connection is not None
         try:
             for sql in self.statement.statements:
-                self.stats.rows += max(0, _verbatim(connection, sql).rowcount)
+                self.stats.rows += max(0, _run(connection, sql).rowcount)
         except Exception as exc:  # noqa: BLE001 - reported per database, then all roll back
             error = self.error(exc)
             self.stats.error = error.message
@@ -708,7 +708,7 @@ class _Link:
         assert self.connection is not None
         try:
             self.connection.commit()
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # noqa: BLE001 - any driver error, named per database
             raise self.error(exc) from None
 
     def interrupt(self) -> None:
@@ -719,7 +719,7 @@ class _Link:
         if connection is None or self.finished or self.plan.dialect != "postgres":
             return
         try:
-            connection.connection.driver_connection.cancel()  # type: ignore[union-attr]
+            connection.cancel()
         except Exception:  # noqa: BLE001, S110 - best effort: the connection is dropped anyway
             pass
 
@@ -735,21 +735,17 @@ class _Link:
         back to :class:`Connections`; ``abort`` drops it without draining a half-read result."""
         with self.lock:
             connection, self.connection = self.connection, None
-            engine, self.engine = self.engine, None
-        if connection is None or engine is None:
+        if connection is None:
             return
         try:
-            if abort:
-                connection.invalidate()
-            else:
+            if not abort:
                 connection.rollback()
                 if self.connections is not None:
-                    self.connections.give(self.dsn, engine, connection)
+                    self.connections.give(self.dsn, connection)
                     return
             connection.close()
         except Exception:  # noqa: BLE001, S110 - closing a broken connection must not mask the error
             pass
-        engine.dispose()
 
 
 def _bounded(plan: QueryPlan) -> bool:
@@ -764,18 +760,23 @@ def _bounded(plan: QueryPlan) -> bool:
     )
 
 
-def _abandon(result: CursorResult[Any]) -> None:
+def _abandon(result: Any) -> None:
     """Let a half-read PyMySQL streaming result go without draining it: its connection is
     dropped next, and reading the rest of a large result could take minutes."""
-    unread = getattr(getattr(result, "cursor", None), "_result", None)
+    unread = getattr(result, "_result", None)
     if getattr(unread, "unbuffered_active", False):
         unread.unbuffered_active = False  # type: ignore[union-attr]
 
 
-def _verbatim(connection: Connection, sql: str, **options: Any) -> CursorResult[Any]:
-    """Run SQL text as is: without parameters the drivers leave ``%`` alone (``LIKE 'a%'``).
-    Options apply to this statement only (``Connection.execution_options`` would stick)."""
-    return connection.exec_driver_sql(sql, execution_options={"no_parameters": True, **options})
+def _run(connection: Any, sql: str, parameters: Any = None) -> Any:
+    """Execute on a new cursor and return it. Without parameters the SQL runs as is: the
+    drivers then leave ``%`` alone (``LIKE 'a%'``)."""
+    cursor = connection.cursor()
+    if parameters is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, parameters)
+    return cursor
 
 
 def _put(out: queue.Queue[tuple[Any, ...]], item: tuple[Any, ...], cancel: threading.Event) -> bool:
