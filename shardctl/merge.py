@@ -139,17 +139,17 @@ def value_key(
     if isinstance(value, float):
         return (_NAN, 0) if math.isnan(value) else (_NUMBER, value)
     if isinstance(value, str):
-        if dialect == "mysql":
-            if weight is None:
-                raise MergeError("MySQL returned a text value without its collation weight.")
-            pad = info.pads[slot] if slot < len(info.pads) else None
-            return (_TEXT, PadWeight(bytes(weight), pad))
         if not info.text_exact:
             raise MergeError(
                 f"Cannot merge text values exactly: {info.why_inexact} Sort, group and take "
                 "MIN/MAX on non-text columns, or run the query against a database whose "
                 "collation is C."
             )
+        if dialect == "mysql":
+            if weight is None:
+                raise MergeError("MySQL returned a text value without its collation weight.")
+            pad = info.pads[slot] if slot < len(info.pads) else None
+            return (_TEXT, PadWeight(bytes(weight), pad))
         return (_TEXT, value)
     if isinstance(value, bytes | bytearray | memoryview):
         return (_BYTES, bytes(value))

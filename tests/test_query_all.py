@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sqlite3
 import unicodedata
 from collections import Counter
@@ -33,7 +34,7 @@ from shardctl.cli.app import STATE
 from shardctl.db import make_engine
 from shardctl.dsn import parse_dsn
 from shardctl.errors import DatabaseError
-from shardctl.merge import StreamInfo, average
+from shardctl.merge import MergeError, StreamInfo, average
 from shardctl.query import Connections, MissingTable, query_all
 from shardctl.routing import ID_LIMIT, Topology
 from shardctl.sqlplan import plan_query
@@ -840,3 +841,28 @@ def test_explain_names_the_pruning_and_the_schema_decides_the_routing_keys(
     assert run.code == 0
     run = shardctl(capsys, sqlite_small, "SELECT id FROM users", "--schema", schema)
     assert run.code == 2 and "Schema file" in run.err and "not found" in run.err
+
+
+INEXACT_COLUMN = {
+    "sqlite3": ("ALTER TABLE users_003 ADD COLUMN tag TEXT COLLATE NOCASE", "COLLATE NOCASE"),
+    "postgres": ("CREATE TYPE mood AS ENUM ('sad', 'ok'); ALTER TABLE users_003 ADD COLUMN tag "
+                 "mood", "enum, citext or non-C collated columns"),
+    "mysql": ("ALTER TABLE users_003 ADD COLUMN tag ENUM('sad', 'ok')", "ENUM/SET columns"),
+}  # fmt: skip
+
+
+def test_text_a_database_does_not_compare_by_code_point_is_not_merged(small: Small) -> None:
+    """A column whose order Python cannot reproduce (collation, enum) on one database: text
+    merged in Python is refused naming it; numbers still merge."""
+    topology = small.topology()
+    ddl, why = INEXACT_COLUMN[small.driver]
+    engine = make_engine(topology.databases[1].writer)
+    with engine.begin() as connection:
+        for statement in ddl.split("; "):
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+    with pytest.raises(MergeError, match=re.escape(why)):
+        with query_all(topology, "SELECT name FROM users ORDER BY name") as result:
+            list(result.rows)
+    with query_all(topology, "SELECT id FROM users ORDER BY id DESC LIMIT 3") as result:
+        assert [row[0] for row in result.rows] == sorted(u["id"] for u in small.users)[:-4:-1]
