@@ -168,7 +168,7 @@ def run(ctx: Context) -> SectionResult:
             jobs[f"{query.name}|all"] = timed(lambda q=query: sharded_rows(q.sql))
             jobs[f"{query.name}|loop"] = timed(lambda q=query: _loop(placement, q))
             jobs[f"{query.name}|cli"] = lambda q=query: time_command([*cli, q.sql])
-        jobs["floor"] = lambda: time_command([PYTHON, "-c", "import sqlalchemy, sqlglot, psycopg"])
+        jobs["floor"] = lambda: time_command([PYTHON, "-c", "import typer, sqlglot, psycopg"])
         log(f"query-all: {len(jobs)} jobs × {repeats} runs, interleaved")
         stats = interleaved(jobs, repeats)
     return _report(users, len(rows.posts), repeats, stats, checks,
@@ -208,7 +208,7 @@ def _report(users: int, posts: int, repeats: int, stats: dict[str, Stats],
         f"{repeats} interleaved runs after a warm-up round, each run connecting afresh. Data "
         f"generation took {generate:.1f} s, loading (COPY, then indexes and ANALYZE) "
         f"{load_sharded:.1f} s sharded and {load_single:.1f} s as one table. CLI floor "
-        f'(`python -c "import sqlalchemy, sqlglot, psycopg"`): {stats["floor"].ms()} ms.'
+        f'(`python -c "import typer, sqlglot, psycopg"`): {stats["floor"].ms()} ms.'
     )
     data = {k: s.as_dict() for k, s in stats.items()} | {"users": users, "posts": posts}
     return SectionResult(f"{note}\n\n{body}", verdicts, data)
