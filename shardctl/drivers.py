@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from shardctl.dsn import Dsn
+from shardctl.dsn import Driver, Dsn
 from shardctl.errors import DatabaseError
 from shardctl.redact import scrub
 
@@ -65,8 +65,8 @@ def connect(dsn: Dsn, *, timeout: float | None = None) -> Any:
         import psycopg
 
         params: dict[str, Any] = {"host": host, "port": dsn.port, "user": dsn.user,
-                                  "password": dsn.password, "dbname": dsn.database} | query  # fmt: skip
-        given = {k: v for k, v in params.items() if v is not None}
+                                  "password": dsn.password, "dbname": dsn.database}  # fmt: skip
+        given = {k: v for k, v in (params | query).items() if v is not None}
         return psycopg.connect(**given, connect_timeout=seconds, context=_postgres_adapters())
     import pymysql
     from pymysql.constants import CLIENT
@@ -94,6 +94,28 @@ def _postgres_adapters() -> Any:
     adapters.register_loader("inet", TextLoader)
     adapters.register_loader("cidr", TextLoader)
     return adapters
+
+
+def driver_error(driver: Driver) -> type[Exception]:
+    """The base class of what the driver raises (DB-API ``Error``); imports the driver."""
+    if driver == "sqlite3":
+        import sqlite3
+
+        return sqlite3.Error
+    if driver == "postgres":
+        import psycopg
+
+        return psycopg.Error
+    import pymysql
+
+    error: type[Exception] = pymysql.Error
+    return error
+
+
+def quote_identifier(name: str, *, backticks: bool) -> str:
+    """``name`` as a quoted identifier: backticks for MySQL, double quotes elsewhere."""
+    mark = "`" if backticks else '"'
+    return mark + name.replace(mark, mark * 2) + mark
 
 
 def is_mariadb(connection: Any) -> bool:

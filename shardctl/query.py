@@ -28,7 +28,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shardctl.drivers import connect, database_error, is_mariadb, sqlite_file_exists
+from shardctl.drivers import (
+    connect,
+    database_error,
+    is_mariadb,
+    quote_identifier,
+    sqlite_file_exists,
+)
 from shardctl.dsn import Dsn
 from shardctl.errors import DatabaseError, ShardctlError, UsageError
 from shardctl.merge import GroupMerge, Row, RowMerge, StreamInfo
@@ -71,7 +77,6 @@ _MYSQL_TABLES = (
     "@@div_precision_increment FROM information_schema.TABLES "
     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN %(names)s"
 )  # constants only: a correlated subquery makes MariaDB scan every schema
-_QUOTES = {"postgres": '"', "sqlite": '"', "mysql": "`"}
 
 
 class MissingTable(DatabaseError):
@@ -602,12 +607,13 @@ class _Link:
 
     def check_group_aliases(self, connection: Any) -> None:
         first = {table.rsplit("_", 1)[0]: table for table in self.statement.tables}
-        quote = _QUOTES[self.plan.dialect]
+        backticks = self.plan.dialect == "mysql"
         columns = {
             str(column[0]).lower()
             for table in first.values()
             for column in _run(
-                connection, f"SELECT * FROM {quote}{table}{quote} WHERE 1 = 0"
+                connection,
+                f"SELECT * FROM {quote_identifier(table, backticks=backticks)} WHERE 1 = 0",
             ).description
         }
         clash = sorted(set(self.plan.group_aliases) & columns)

@@ -11,7 +11,7 @@ Counts are the engine's fast estimates unless ``exact`` is asked for:
 Exact counts are one ``COUNT(*)`` per table, a batch of tables per statement (``UNION ALL``).
 Databases are queried in parallel, at most ``jobs`` at a time. A missing suffix table is
 reported (``rows`` is ``None``), and so is a database that cannot be reached; neither stops
-the others. A missing SQLite file is reported as such, never created. SQLAlchemy is imported
+the others. A missing SQLite file is reported as such, never created. The driver is imported
 only when counting starts.
 """
 
@@ -43,6 +43,13 @@ _ESTIMATES: dict[Driver, str] = {
         SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES
         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
     """,
+}
+_TABLES: dict[Driver, str] = {  # the base tables of the default schema
+    "sqlite3": "SELECT name FROM sqlite_master WHERE type = 'table'",
+    "postgres": "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')",
+    "mysql": "SELECT TABLE_NAME FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
 }
 
 
@@ -230,10 +237,7 @@ def _database(topology: Topology, db: PhysicalDatabase, exact: bool) -> Database
 
 def _query(topology: Topology, db: PhysicalDatabase, *, exact: bool) -> dict[str, int]:
     """Row counts of the database's own suffix tables that exist (absent: missing)."""
-    import sqlalchemy as sa
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from shardctl.db import database_error, make_engine
+    from shardctl.drivers import connect, database_error, driver_error, quote_identifier
 
     if db.driver == "sqlite3" and not Path(db.writer.database).exists():
         raise ShardctlError(f"SQLite file {db.label} does not exist (run `shardctl migrate`).")
@@ -242,23 +246,26 @@ def _query(topology: Topology, db: PhysicalDatabase, *, exact: bool) -> dict[str
         for number in db.table_numbers
         for logical in topology.table_names
     }
-    engine = make_engine(db.writer)
+    connection = None
     try:
-        with engine.connect() as connection:
-            if not exact:  # the catalog lists only the tables that exist
-                rows = connection.execute(sa.text(_ESTIMATES[db.driver]))
-                return {name: int(n or 0) for name, n in rows if name in wanted}
-            present = sorted(wanted & set(sa.inspect(connection).get_table_names()))
-            quote = connection.dialect.identifier_preparer.quote
-            counts: dict[str, int] = {}
-            for start in range(0, len(present), COUNT_BATCH):
-                union = " UNION ALL ".join(
-                    f"SELECT '{name}', COUNT(*) FROM {quote(name)}"
-                    for name in present[start : start + COUNT_BATCH]
-                )
-                counts.update((name, int(n)) for name, n in connection.execute(sa.text(union)))
-            return counts
-    except SQLAlchemyError as exc:
+        connection = connect(db.writer)
+        cursor = connection.cursor()
+        if not exact:  # the catalog lists only the tables that exist
+            cursor.execute(_ESTIMATES[db.driver])
+            return {name: int(n or 0) for name, n in cursor.fetchall() if name in wanted}
+        cursor.execute(_TABLES[db.driver])
+        present = sorted(wanted & {str(name) for (name,) in cursor.fetchall()})
+        backticks = db.driver == "mysql"
+        counts: dict[str, int] = {}
+        for start in range(0, len(present), COUNT_BATCH):
+            cursor.execute(" UNION ALL ".join(
+                f"SELECT '{name}', COUNT(*) FROM {quote_identifier(name, backticks=backticks)}"
+                for name in present[start : start + COUNT_BATCH]
+            ))  # fmt: skip
+            counts.update((name, int(n)) for name, n in cursor.fetchall())
+        return counts
+    except driver_error(db.driver) as exc:
         raise database_error(exc, db.label, topology.secrets) from None
     finally:
-        engine.dispose()
+        if connection is not None:
+            connection.close()
