@@ -4,12 +4,10 @@ Commands live in sibling modules (``inspect``: validate/map/route, ``migrate``, 
 parse arguments, call a service and render its result, nothing more.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` (see cli/inspect.py): Typer reads these signatures.
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +18,6 @@ from shardctl import __version__
 from shardctl.errors import ConfigError, ExitCode, ShardctlError
 from shardctl.output import message
 from shardctl.problems import Problem
-from shardctl.redact import scrub
 
 app = typer.Typer(
     name="shardctl",
@@ -34,12 +31,12 @@ app = typer.Typer(
 )
 
 
-@dataclass
 class RunState:
     """What the error handler needs to know about the current run."""
 
-    debug: bool = False
-    secrets: set[str] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.debug = False
+        self.secrets: set[str] = set()
 
 
 STATE = RunState()
@@ -123,17 +120,24 @@ def report_warnings(problems: list[Problem]) -> None:
         )
 
 
+def _redacted(text: str) -> str:
+    """``text`` without this run's secrets and password-shaped values (imported on the way
+    out: only failures need the patterns)."""
+    from shardctl.redact import scrub
+
+    return scrub(text, STATE.secrets)
+
+
 def _fail(error: ShardctlError) -> int:
     problems: list[Problem] = getattr(error, "problems", [])
     for problem in problems:
         message(
-            scrub(format_problem(problem), STATE.secrets),
+            _redacted(format_problem(problem)),
             style="red" if problem.is_error else "yellow",
         )
-    text = scrub(str(error), STATE.secrets)
-    message(f"Error: {text}", style="bold red")
+    message(f"Error: {_redacted(str(error))}", style="bold red")
     if STATE.debug:
-        message(scrub(traceback.format_exc(), STATE.secrets))
+        message(_redacted(traceback.format_exc()))
     return int(error.exit_code)
 
 
@@ -162,9 +166,9 @@ def main() -> None:
         error.show()
         code = int(error.exit_code)
     except Exception as error:  # noqa: BLE001 - last line of defence: no raw traceback
-        message(scrub(f"Internal error: {type(error).__name__}: {error}", STATE.secrets))
+        message(_redacted(f"Internal error: {type(error).__name__}: {error}"))
         if STATE.debug:
-            message(scrub(traceback.format_exc(), STATE.secrets))
+            message(_redacted(traceback.format_exc()))
         else:
             message("This is a bug in shardctl; run again with --debug for details.")
         code = int(ExitCode.INTERNAL)
