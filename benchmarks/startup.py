@@ -47,9 +47,9 @@ COMMANDS = {
     "validate -f json": False,
 }
 TABLE_LIMIT = 1.2
-# Tables written to a file or pipe are drawn without rich; on a terminal rich draws and styles
-# them. FORCE_COLOR=1 makes it do so into /dev/null: what an interactive user waits for.
-STYLED = {f"shardctl {c}, styled by rich (FORCE_COLOR=1, as on a terminal)": c
+# Tables on a terminal carry escape codes; FORCE_COLOR=1 writes them to /dev/null too: what an
+# interactive user waits for.
+STYLED = {f"shardctl {c}, styled as for a terminal (FORCE_COLOR=1)": c
           for c in ("route 1", "map")}  # fmt: skip
 STYLED_ENV = BENCH_ENV | {"FORCE_COLOR": "1"}
 UNCACHED = "shardctl route 1 -f json, shardctl's bytecode not cached"
@@ -93,9 +93,9 @@ def run(ctx: Context) -> SectionResult:
         f"{repeats} runs each after one warm-up round, all {len(jobs)} commands interleaved in a "
         'new random order every round. Library floor = `python -c "import typer, rich.table, '
         'yaml"`. Develop config (8 entries, 32 table numbers, 4 SQLite files), output to '
-        "/dev/null (so tables are drawn without rich; the `styled by rich` rows show what a "
-        "terminal costs), the venv's console script, bytecode cached as after `pip install` (the "
-        "last row shows what an editable install pays when bytecode is never written). Targets are "
+        "/dev/null (the `styled` rows with a terminal's escape codes), the venv's console "
+        "script, bytecode cached as after `pip install` (the last row shows what an editable "
+        "install pays when bytecode is never written). Targets are "
         "judged on wall time; the CPU columns (user + system of the child) are steadier when "
         "the machine is busy."
     )

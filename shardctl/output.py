@@ -1,8 +1,8 @@
 """One place that writes: data to stdout (table, json, jsonl, csv), messages to stderr.
 
-Tables look like rich's. rich itself is imported only to style a table or a message for a
-terminal, or to wrap a table too wide for its output: ``--format json|jsonl|csv`` and tables
-written whole to a file or pipe never pay for it. Machine formats stream row by row.
+Tables are rich's tables, drawn here without importing rich (60–120 ms of start-up) whenever they
+fit their output; rich itself folds the cells of tables too wide, and styles messages on a
+terminal. Machine formats stream row by row.
 """
 
 from __future__ import annotations
@@ -85,10 +85,14 @@ def _csv_cell(value: Any) -> Any:
 
 
 PIPE_WIDTH = 160  # columns used when writing a table to a file or pipe (COLUMNS overrides)
-# What the plain-text table drawer handles exactly as rich does: characters rich measures as one
-# cell (its `cells._SINGLE_CELL_UNICODE_RANGES`) that no wrapping treats as white space, except
-# the space, plus the newline between the lines of a cell. Anything else is left to rich.
+# What the table drawer handles exactly as rich does: characters rich measures as one cell (its
+# `cells._SINGLE_CELL_UNICODE_RANGES`) that no wrapping treats as white space, except the space,
+# plus the newline between the lines of a cell. Anything else is left to rich.
 _ONE_CELL_TEXT = "[\n -~\xa1-\xac\xae-\u02ff\u0370-\u0482\u2500-\u25fc]*"
+# rich's standard colours: SGR 30-37, 90-97 for the bright_ ones (the same in every colour system)
+_COLOURS = ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white")
+# SGR parameters of rich's styles for the header (bold), title (italic), caption (dim italic)
+_HEADER, _TITLE, _CAPTION = "1", "3", "2;3"
 
 
 def console(stderr: bool = False) -> Console:
@@ -112,32 +116,34 @@ def print_table(
     justify: Mapping[str, str] | None = None,
 ) -> None:
     """Draw a table on stdout; cells are plain text (never markup, ``None`` as an empty cell),
-    folded when the table is too wide.
+    folded when the table is too wide; ``row_styles`` colour rows on a terminal.
 
-    When stdout takes no styles (see :func:`_plain_width`) and the table fits, it is drawn here
-    character for character as rich would draw it, without importing rich.
+    Tables that fit are drawn here, character for character as rich draws them for the same
+    output (:func:`_table_text`), without importing rich; rich draws the others.
     """
     header = list(columns)
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     aligns = [(justify or {}).get(column, "left") for column in header]
-    width = _plain_width()
-    drawn = _plain_table(header, cells, aligns, title, caption, width) if width else None
+    styles: list[str | None] = [None] * len(cells) if row_styles is None else list(row_styles)
+    look = _look()
+    drawn = None if look is None else _table_text(header, cells, aligns, styles, title, caption,
+                                                    _width(), *look)  # fmt: skip
     if drawn is not None:
         sys.stdout.write(drawn)
         sys.stdout.flush()  # as rich does: stderr written next must not overtake the table
         return
-    console().print(_rich_table(header, cells, aligns, row_styles, title, caption))
+    console().print(_rich_table(header, cells, aligns, styles, title, caption))
 
 
 def _rich_table(
     header: list[str],
     rows: list[list[str]],
     aligns: list[str],
-    row_styles: Iterable[str | None] | None,
+    row_styles: list[str | None],
     title: str | None,
     caption: str | None,
 ) -> Table:
-    """The rich Table :func:`print_table` draws when it cannot draw it in plain text."""
+    """The rich Table :func:`print_table` draws when it cannot draw it itself."""
     from rich.table import Table
     from rich.text import Text
 
@@ -153,55 +159,82 @@ def _rich_table(
             justify=align,  # type: ignore[arg-type]
             overflow="fold",  # never cut a path or DSN short: wrap it
         )
-    styles = iter(row_styles) if row_styles is not None else None
-    for row in rows:
-        style = next(styles) if styles is not None else None
+    for row, style in zip(rows, row_styles, strict=True):
         table.add_row(*map(Text, row), style=style)
     return table
 
 
-def _plain_width() -> int | None:
-    """The width rich would draw stdout's tables at when it cannot style them: stdout is not a
-    terminal, nothing in the environment says it is (``FORCE_COLOR``, ``TTY_COMPATIBLE``), it
-    encodes UTF-8 and this is not Windows or Jupyter. ``None`` when rich has to decide."""
+def _look() -> tuple[bool, bool] | None:
+    """Whether rich would write styles to stdout, and colours, deciding as its Console does
+    (``TTY_COMPATIBLE``, ``FORCE_COLOR``, a terminal, ``NO_COLOR``); ``None`` where only rich
+    knows: an encoding other than UTF-8, Windows, Jupyter, IDLE or a dumb terminal."""
     import builtins
     import os
 
     stream = sys.stdout
     encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
     if (
-        stream.isatty()
-        or "FORCE_COLOR" in os.environ
-        or "TTY_COMPATIBLE" in os.environ
-        or not encoding.startswith("utf")
+        not encoding.startswith("utf")
         or sys.platform == "win32"
         or hasattr(builtins, "get_ipython")
+        or getattr(sys.stdin, "__module__", "").startswith("idlelib")
     ):
         return None
+    compatible, force_color = os.environ.get("TTY_COMPATIBLE", ""), os.environ.get("FORCE_COLOR")
+    if compatible in ("0", "1"):
+        terminal = compatible == "1"
+    elif force_color is not None:
+        terminal = force_color != ""
+    else:
+        terminal = stream.isatty()
+    if not terminal:
+        return False, False
+    if os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
+        return None
+    return True, os.environ.get("NO_COLOR", "") == ""
+
+
+def _width() -> int:
+    """The width :func:`console` draws stdout at: ``PIPE_WIDTH`` off a terminal unless
+    ``COLUMNS`` is set, else ``COLUMNS`` or the terminal's width as rich finds it."""
+    import os
+
     columns = os.environ.get("COLUMNS")
-    if not columns:
+    if not columns and not sys.stdout.isatty():
         return PIPE_WIDTH
-    return int(columns) if columns.isascii() and columns.isdigit() else None
+    if columns and columns.isascii() and columns.isdigit():
+        return int(columns)
+    for descriptor in (0, 1, 2):  # rich asks stdin first
+        try:
+            return os.get_terminal_size(descriptor).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 80
 
 
-def _plain_table(
+def _table_text(
     header: list[str],
     rows: list[list[str]],
     aligns: list[str],
+    row_styles: list[str | None],
     title: str | None,
     caption: str | None,
     width: int,
+    styled: bool,
+    coloured: bool,
 ) -> str | None:
-    """The table as rich draws it unstyled at ``width`` columns (heavy head box, one space of
-    padding, header bottom-aligned, title and caption word-wrapped and centred), or ``None``
-    when only rich can draw it: a justification other than left or right, a character outside
-    ``_ONE_CELL_TEXT``, or a table too wide for ``width`` (rich would wrap cells)."""
+    """The table as rich draws it ``width`` columns wide (heavy head box, one space of padding,
+    header bottom-aligned, title and caption word-wrapped and centred), with rich's escape codes
+    when ``styled`` (and ``coloured``); or ``None`` when only rich can draw it: a justification
+    other than left or right, a row style other than a standard colour, a character outside
+    ``_ONE_CELL_TEXT``, or a table too wide for ``width`` (rich would fold cells)."""
     import itertools
     import re
 
     grid = [header, *rows]
     texts = itertools.chain([title or "", caption or ""], *grid)
-    if not header or any(a not in ("left", "right") for a in aligns):
+    codes = [_colour_code(style) for style in row_styles]
+    if not header or any(a not in ("left", "right") for a in aligns) or None in codes:
         return None
     if not all(re.fullmatch(_ONE_CELL_TEXT, text) for text in texts):
         return None
@@ -213,47 +246,70 @@ def _plain_table(
     table_width = sum(widths) + len(widths) + 1
     if table_width > width:
         return None
-    lines = _centred(title, table_width) if title else []
+    header_code, title_code, caption_code = (_HEADER, _TITLE, _CAPTION) if styled else ("",) * 3
+    row_codes = [header_code, *(c if coloured and c else "" for c in codes)]
+    lines = [_sgr(title_code, line) for line in _centred(title or "", table_width)]
     lines.append("┏" + "┳".join("━" * w for w in widths) + "┓")
-    for index, row in enumerate(cells):
-        # rich draws nothing in a column of no width, not even the line breaks of its cells
+    for index, (row, code) in enumerate(zip(cells, row_codes, strict=True)):
+        # rich draws nothing in a column of no width, not even the line breaks of its cells,
+        # and a row of nothing as one unstyled blank line
         row = [cell if w > 2 else [] for cell, w in zip(row, widths, strict=True)]
-        height = max(1, *map(len, row))
+        height = max(map(len, row))
+        if not height:
+            code, height = "", 1
         bar = "│" if index else "┃"
         blocks = [
-            _cell_lines(cell, w - 2, align, height, bottom=index == 0)
+            _cell_lines(cell, w - 2, align, height, code, bottom=index == 0)
             for cell, w, align in zip(row, widths, aligns, strict=True)
         ]
         lines.extend(bar + bar.join(parts) + bar for parts in zip(*blocks, strict=True))
         if index == 0:
             lines.append("┡" + "╇".join("━" * w for w in widths) + "┩")
     lines.append("└" + "┴".join("─" * w for w in widths) + "┘")
-    if caption:
-        lines.extend(_centred(caption, table_width))
+    lines += [_sgr(caption_code, line) for line in _centred(caption or "", table_width)]
     return "\n".join(lines) + "\n"
 
 
+def _colour_code(style: str | None) -> str | None:
+    """SGR parameter of a row style that is empty or a standard colour, else ``None``."""
+    if not style:
+        return ""
+    colour = style.removeprefix("bright_")
+    if colour not in _COLOURS:
+        return None
+    return str(_COLOURS.index(colour) + (30 if colour == style else 90))
+
+
+def _sgr(code: str, text: str) -> str:
+    """``text`` with a style as rich writes it (nothing for no style or no text)."""
+    return f"\x1b[{code}m{text}\x1b[0m" if code and text else text
+
+
 def _cell_lines(
-    lines: list[str], width: int, align: str, height: int, *, bottom: bool
+    lines: list[str], width: int, align: str, height: int, code: str, *, bottom: bool
 ) -> list[str]:
-    """One cell's lines padded to ``width`` (right-aligned lines lose trailing spaces) with a
-    space either side, and blank lines to ``height`` below, or above for the header."""
+    """One cell's lines padded to ``width`` (right-aligned lines lose trailing spaces) between
+    two spaces, and blank lines to ``height`` below, or above for the header; each part styled
+    on its own, as rich writes it."""
     padded = [
-        f" {line.ljust(width) if align == 'left' else line.rstrip().rjust(width)} "
+        _sgr(code, " ")
+        + _sgr(code, line.ljust(width) if align == "left" else line.rstrip().rjust(width))
+        + _sgr(code, " ")
         for line in lines
     ]
-    blank = [" " * (width + 2)] * (height - len(padded))
+    blank = [_sgr(code, " " * (width + 2))] * (height - len(padded))
     return blank + padded if bottom else padded + blank
 
 
 def _centred(text: str, width: int) -> list[str]:
     """``text`` word-wrapped to ``width`` (words longer than that folded) and centred, every
-    line ``width`` long: rich's ``Text.wrap`` with ``divide_line`` for one-cell characters."""
+    line ``width`` long (no line for no text): rich's ``Text.wrap`` with ``divide_line`` for
+    one-cell characters."""
     import itertools
     import re
 
     lines = []
-    for paragraph in text.split("\n"):
+    for paragraph in text.split("\n") if text else []:
         breaks: list[int] = []
         offset = 0  # cells used on the current line
         for word in re.finditer(r"\s*\S+\s*", paragraph):
