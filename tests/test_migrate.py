@@ -394,7 +394,7 @@ sharding:
       small: smallint
       amount: {type: integer, default: 0}
       flag: {type: boolean, default: false}
-      code: {type: string(40), default: new}
+      code: {type: string(40), default: '50% o''k \\ new'}
       body: {type: text, nullable: true}
       price: {type: 'numeric(12,2)', default: 0}
       ratio: {type: double, nullable: true}
@@ -424,6 +424,8 @@ def test_every_type_round_trips_and_columns_are_added(tmp_path: Path, backend: B
     assert_in_sync(topology, every_type)  # reflection agrees with every portable type
     with connect(topology.databases[0].writer) as connection:
         connection.exec_driver_sql("INSERT INTO items_001 (id, small) VALUES (1, 2)")
+        code = connection.exec_driver_sql("SELECT code FROM items_001").scalar_one()
+    assert code == "50% o'k \\ new"  # the literal default, whatever the DDL's quoting
 
     (tmp_path / "schema.yaml").write_text(EVOLVED)
     evolved = load_schema(tmp_path / "schema.yaml")[0]
@@ -545,6 +547,36 @@ def test_a_failing_step_rolls_the_whole_database_back(
         connection.exec_driver_sql("DROP TABLE decoy")
     assert migrate.apply(topology, SCHEMA).ok
     assert_exactly_owned(topology)
+
+
+@pytest.mark.parametrize(
+    "driver", ["sqlite3", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_interrupt_during_the_last_step_commits_nothing(
+    tmp_path: Path, driver: str, request: pytest.FixtureRequest
+):
+    """Ctrl-C sets the run's stop event. A database that sees it only once its last steps are
+    sent (PostgreSQL sends up to STEPS_PER_ROUND_TRIP steps at once: here all 16) rolls back
+    instead of committing."""
+    dsn = (str(tmp_path / "one.db") if driver == "sqlite3"
+           else pg_dsn(request.getfixturevalue("pg_databases")()))  # fmt: skip
+    topology = configure(tmp_path, tiled_entries(8, 2, [dsn], driver), suffix_count=8)
+    [db] = topology.databases
+    [target] = migrate.select_targets(topology, SCHEMA)
+    last = target.tables[-1].name
+    stop = threading.Event()
+
+    def interrupt_at_last_step(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if f"CREATE TABLE {last} " in statement:
+            stop.set()
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", interrupt_at_last_step)
+    try:
+        with pytest.raises(migrate._Stopped):
+            migrate._run_target(topology, target, "apply", migrate.LOCK_TIMEOUT, stop)
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", interrupt_at_last_step)
+    assert stop.is_set() and tables_in(db) == set()
 
 
 @pytest.mark.mysql
