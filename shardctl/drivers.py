@@ -1,11 +1,12 @@
 """DB-API connections straight from the drivers (psycopg 3, PyMySQL, sqlite3), for services that
-only send SQL text (``query-all``): SQLAlchemy costs ≈ 0.45 s to import and ≈ 10 ms to initialise
-a new engine's dialect on its first connection, which a one-statement command pays per database.
+only send SQL text (``query-all``, ``status``): SQLAlchemy costs ≈ 0.45 s to import and ≈ 10 ms
+to initialise a new engine's dialect on its first connection, which a one-statement command
+pays per database.
 
-The arguments match what :func:`shardctl.db.make_engine` hands the same drivers: same options,
-timeouts, SQLite busy timeout, and PyMySQL's ``FOUND_ROWS`` flag (a write's row count is the
-rows matched, as SQLAlchemy reports it); PostgreSQL ``inet``/``cidr`` values arrive as text, as
-through SQLAlchemy. Errors are the drivers' own; :func:`database_error` words them.
+:func:`shardctl.db.make_engine` hands the drivers the same arguments (options, timeouts, SQLite
+busy timeout); SQLAlchemy's own choices are repeated here: PyMySQL's ``FOUND_ROWS`` flag (a
+write's row count is the rows matched) and PostgreSQL ``inet``/``cidr`` values as text. Errors
+are the drivers' own; :func:`database_error` words them.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def connect(dsn: Dsn, *, timeout: float | None = None) -> Any:
         connection = sqlite3.connect(
             dsn.database, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False
         )
-        connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        sqlite_pragmas(connection)
         return connection
     query: dict[str, Any]
     query, host = server_options(dsn)
@@ -81,6 +82,13 @@ def connect(dsn: Dsn, *, timeout: float | None = None) -> Any:
         client_flag=CLIENT.FOUND_ROWS,
         **({"ssl": ssl} if ssl else {}),
     )
+
+
+def sqlite_pragmas(connection: Any) -> None:
+    """What every new SQLite connection gets: the busy timeout (also for SQLAlchemy's)."""
+    cursor = connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+    cursor.close()
 
 
 @functools.cache

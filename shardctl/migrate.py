@@ -53,7 +53,8 @@ from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable, Executable
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.types import TypeEngine
 
-from shardctl.db import database_error, make_engine, sqlalchemy_url
+from shardctl.db import make_engine, sqlalchemy_url
+from shardctl.drivers import database_error
 from shardctl.dsn import Driver, Dsn
 from shardctl.errors import DatabaseError, UsageError
 from shardctl.routing import Topology

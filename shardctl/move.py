@@ -41,7 +41,8 @@ from shardctl import migrate
 from shardctl.checksum import Checksum, row_digest
 from shardctl.config import CONFIG_FILE_NAME, Entry, read_config_text
 from shardctl.config_edit import EntryConnection, rewrite_entry, unified_diff, write_atomically
-from shardctl.db import database_error, make_engine
+from shardctl.db import make_engine
+from shardctl.drivers import database_error
 from shardctl.dsn import DRIVERS, Driver, Dsn, DsnError, parse_dsn
 from shardctl.errors import ConfigError, DatabaseError, ShardctlError, UsageError
 from shardctl.problems import Problem
