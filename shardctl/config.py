@@ -21,6 +21,7 @@ working directory.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -201,6 +202,8 @@ class _Expander:
         self.environ = environ
 
     def __call__(self, text: str, line: int) -> str:
+        if "${" not in text:
+            return text
         unterminated = text.find("${", text.rfind("}") + 1 if "}" in text else 0)
         if unterminated >= 0 and "}" not in text[unterminated:]:
             raise _VariableError("a '${' is not closed by '}' (write ${NAME})")
@@ -232,6 +235,9 @@ class _Reader:
         self.p = parsed
         self.sink = parsed.sink
         self.expand = _Expander(parsed, environ)
+        # (driver, DSN text) → the parsed DSN and its variable uses as (name, is_set): entries
+        # sharing a database repeat its DSNs; a repeat records the same uses at its own line
+        self.dsns: dict[tuple[Driver, str], tuple[Dsn, list[tuple[str, bool]]]] = {}
 
     # -- generic field access -------------------------------------------------------------
     def mapping(self, parent: LocatedMap, key: str, where: str) -> LocatedMap | None:
@@ -272,20 +278,24 @@ class _Reader:
         value = node.get(key)
         if value is None:
             return None
+        return self.text(value, node.line_of(key), key, where, expand=expand)
+
+    def text(self, value: Any, line: int, key: str, where: str, *, expand: bool) -> str | None:
+        """``value`` (of ``key``, at ``line``) as a string, numbers included, with ``${VAR}``
+        expanded when ``expand``; ``None`` (reported) for a list, mapping, boolean or a bad
+        variable reference."""
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             self.sink.error(
-                node.line_of(key),
-                "wrong-type",
-                f"'{key}' of {where} must be a string, not {_kind(value)}.",
+                line, "wrong-type", f"'{key}' of {where} must be a string, not {_kind(value)}."
             )
             return None
         text = str(value)
         if not expand:
             return text
         try:
-            return self.expand(text, node.line_of(key))
+            return self.expand(text, line)
         except DsnError as exc:
-            self.sink.error(node.line_of(key), "bad-variable", f"'{key}' of {where}: {exc}.")
+            self.sink.error(line, "bad-variable", f"'{key}' of {where}: {exc}.")
             return None
 
     def integer(
@@ -448,10 +458,9 @@ class _Reader:
             entry_id = _plain_id(node.get("id"))
             if entry_id is not None:
                 self.p.entry_ids.append((entry_id, node.line_of("id")))
-            table_range = self.table_range(node, where)
-            database = self.connection(node, where, "entry")
-            if database is not None and table_range is not None:
-                self.p.entries.append(Entry(**vars(database), table_range=table_range))
+            entry = self.connection(node, where, "entry", self.table_range(node, where))
+            if isinstance(entry, Entry):  # not a plain Database: its table_range was invalid
+                self.p.entries.append(entry)
 
     def table_range(self, node: LocatedMap, where: str) -> tuple[int, int] | None:
         entry_id = _plain_id(node.get("id"))
@@ -489,8 +498,15 @@ class _Reader:
         self.p.claims.append(RangeClaim(entry_id or where, lo, hi, line))
         return lo, hi
 
-    def connection(self, node: LocatedMap, where: str, kind: str) -> Database | None:
-        """Common connection fields; ``None`` (with problems recorded) when any is invalid."""
+    def connection(
+        self,
+        node: LocatedMap,
+        where: str,
+        kind: str,
+        table_range: tuple[int, int] | None = None,
+    ) -> Database | None:
+        """Common connection fields; ``None`` (with problems recorded) when any is invalid. With
+        a ``table_range`` it is an :class:`Entry`."""
         before = len(self.sink.problems)
         entry_id = _plain_id(node.get("id"))
         if entry_id is None:
@@ -543,15 +559,18 @@ class _Reader:
         ):
             return None
         assert entry_id is not None and driver is not None and writer is not None
-        return Database(
-            id=entry_id,
-            driver=driver,
-            writer=writer,
-            readers=tuple(readers or ()),
-            reader_policy=cast(ReaderPolicy, policy),
-            pool=pool,
-            line=node.line,
-        )
+        settings: dict[str, Any] = {
+            "id": entry_id,
+            "driver": driver,
+            "writer": writer,
+            "readers": tuple(readers or ()),
+            "reader_policy": cast(ReaderPolicy, policy),
+            "pool": pool,
+            "line": node.line,
+        }
+        if table_range is None:
+            return Database(**settings)
+        return Entry(**settings, table_range=table_range)
 
     def pool(self, node: LocatedMap, where: str) -> Pool:
         max_conn = self.integer(node, "max_connections", where, minimum=1, code="bad-pool-number")
@@ -579,22 +598,21 @@ class _Reader:
                 )
         return Pool(max_conn, max_idle, lifetime)
 
-    def parse(self, node: LocatedMap, key: str, where: str, driver: Driver) -> Dsn | None:
-        raw = self.string(node, key, where, expand=False)
+    def parse(self, value: Any, line: int, key: str, where: str, driver: Driver) -> Dsn | None:
+        """The DSN ``value`` of ``key`` at ``line``; ``None`` when absent or invalid (reported).
+        A DSN text seen before is not parsed again: its variable uses are recorded again at
+        this line."""
+        raw = None if value is None else self.text(value, line, key, where, expand=False)
         if raw is None:
             return None
-        line = node.line_of(key)
+        known = self.dsns.get((driver, raw))
+        if known is not None:
+            dsn, uses = known
+            self.p.variables.extend(Variable(name, line, is_set) for name, is_set in uses)
+            return dsn
+        first_use = len(self.p.variables)
         try:
-            if _VARIABLE.fullmatch(raw.strip()):  # the whole DSN comes from one variable
-                raw = self.expand(raw.strip(), line)
-                if _VARIABLE.fullmatch(raw):  # unset: keep the reference as a placeholder
-                    return Dsn(driver, database=raw, port=DEFAULT_PORTS.get(driver))
-            dsn = parse_dsn(
-                driver,
-                raw,
-                sqlite_base=self.p.sqlite_base,
-                expand=lambda text: self.expand(text, line),
-            )
+            dsn = self.expand_and_parse(raw, line, driver)
         except _VariableError as exc:
             self.sink.error(line, "bad-variable", f"'{key}' of {where}: {exc}.")
             return None
@@ -607,7 +625,23 @@ class _Reader:
             )
             return None
         self.remember_secret(dsn.password)
+        uses = [(v.name, v.is_set) for v in self.p.variables[first_use:]]
+        self.dsns[driver, raw] = dsn, uses
         return dsn
+
+    def expand_and_parse(self, raw: str, line: int, driver: Driver) -> Dsn:
+        """Parse ``raw`` with ``${VAR}`` expanded after splitting (a whole-DSN ``${VAR}`` is
+        expanded first; unset, it stays as the placeholder database name)."""
+        if _VARIABLE.fullmatch(raw.strip()):  # the whole DSN comes from one variable
+            raw = self.expand(raw.strip(), line)
+            if _VARIABLE.fullmatch(raw):  # unset: keep the reference as a placeholder
+                return Dsn(driver, database=raw, port=DEFAULT_PORTS.get(driver))
+        return parse_dsn(
+            driver,
+            raw,
+            sqlite_base=self.p.sqlite_base,
+            expand=lambda text: self.expand(text, line),
+        )
 
     def fields_dsn(
         self, node: LocatedMap, where: str, driver: Driver, dsn: Dsn | None
@@ -619,7 +653,10 @@ class _Reader:
         self.remember_secret(password)
         port = self.integer(node, "port", where, minimum=1, maximum=65535, code="bad-dsn")
         if dsn is not None:
-            return replace(dsn, user=dsn.user or values["user"], password=dsn.password or password)
+            user, secret = dsn.user or values["user"], dsn.password or password
+            if user == dsn.user and secret == dsn.password:
+                return dsn  # shared by the entries that repeat this DSN text
+            return replace(dsn, user=user, password=secret)
         if not any(values.values()) or any(node.get(k) is not None for k in ("dsn", "writer_dsn")):
             return None  # nothing to build from, or the DSN is invalid (already reported)
         try:
@@ -642,8 +679,10 @@ class _Reader:
 
     def writer(self, node: LocatedMap, where: str, driver: Driver) -> Dsn | None:
         before = len(self.sink.problems)
-        dsn = self.parse(node, "dsn", where, driver)
-        writer_dsn = self.parse(node, "writer_dsn", where, driver)
+        dsn = self.parse(node.get("dsn"), node.line_of("dsn"), "dsn", where, driver)
+        writer_dsn = self.parse(
+            node.get("writer_dsn"), node.line_of("writer_dsn"), "writer_dsn", where, driver
+        )
         if dsn and writer_dsn and dsn.identity != writer_dsn.identity:
             self.sink.warning(
                 node.line_of("writer_dsn"),
@@ -675,9 +714,7 @@ class _Reader:
             return []
         readers = []
         for index, (item, line) in enumerate(seq.with_lines()):
-            holder = LocatedMap(line)
-            holder["reader_dsns"], holder.lines["reader_dsns"] = item, line
-            dsn = self.parse(holder, "reader_dsns", f"{where} reader #{index + 1}", driver)
+            dsn = self.parse(item, line, "reader_dsns", f"{where} reader #{index + 1}", driver)
             if dsn is not None:
                 readers.append(dsn)
         return readers
@@ -691,6 +728,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
+@functools.lru_cache(maxsize=256)  # every entry of a large config repeats the same few
 def parse_duration(text: str) -> float | None:
     """Seconds in a Go-style duration (``300s``, ``1h30m``, ``500ms``) or a bare number of
     seconds; ``None`` when unreadable. Negative durations are unreadable."""

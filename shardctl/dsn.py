@@ -53,7 +53,7 @@ class Dsn:
     password: str | None = field(default=None, repr=False, compare=False)
     options: tuple[tuple[str, str], ...] = ()
 
-    @property
+    @functools.cached_property  # entries sharing a database share its Dsn
     def identity(self) -> str:
         """Normalized key of the physical database this DSN names (password-free)."""
         if self.driver == "sqlite3":

@@ -145,7 +145,8 @@ class Topology:
         owner: list[int | None] = [None] * suffix_count
         for index, entry in enumerate(entries):
             lo, hi = entry.table_range
-            if lo < 0 or hi >= suffix_count or any(o is not None for o in owner[lo : hi + 1]):
+            claimed = owner[lo : hi + 1]
+            if lo < 0 or hi >= suffix_count or claimed.count(None) != len(claimed):
                 raise ValueError(f"entry {entry.id} range {lo}-{hi} is out of bounds or overlaps")
             owner[lo : hi + 1] = [index] * (hi - lo + 1)
         if None in owner:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from shardctl.config import ParsedConfig, RangeClaim, config_path, list_envs, parse_config
@@ -85,9 +86,11 @@ def check_tiling(
                 f"suffix_count-1. Change it to lie within 0-{last}.",
             )
         lo, hi = max(claim.lo, 0), min(claim.hi, last)
-        if lo <= hi:
+        if (lo, hi) == (claim.lo, claim.hi):
+            inside.append(claim)
+        elif lo <= hi:
             inside.append(RangeClaim(claim.entry_id, lo, hi, claim.line))
-    inside.sort(key=lambda c: (c.lo, c.hi))
+    inside.sort(key=attrgetter("lo", "hi"))
     active: list[RangeClaim] = []
     next_uncovered = 0
     for claim in inside:

@@ -195,6 +195,40 @@ def test_unset_variable_is_an_error_naming_it_when_connecting(tmp_path: Path) ->
         assert "${" + name + "}" in lines[problem.line - 1]
 
 
+def test_a_dsn_repeated_by_entries_reports_each_use_at_its_own_line(tmp_path: Path) -> None:
+    """Entries sharing a database repeat its DSN text, which is parsed once: every repeat still
+    records its variables and its problems at its own line."""
+    shared = "postgres://app:${SHARD_PW}@db1:5433/${DB_NAME:-app}"
+    bad = "postgres://app@db2:99999/app"
+    entries: list[dict[str, object]] = [
+        {"id": n, "driver": "postgres", "table_range": [n, n], "dsn": shared if n < 3 else bad}
+        for n in range(5)
+    ]
+    for entry in entries[:3]:
+        entry["reader_dsns"] = [shared]
+    lines = write_config(tmp_path / "config", entries, suffix_count=5).read_text().splitlines()
+    shared_lines = [n for n, text in enumerate(lines, 1) if shared in text]
+    bad_lines = [n for n, text in enumerate(lines, 1) if bad in text]
+    assert len(shared_lines) == 6 and len(bad_lines) == 2
+
+    report = validate_env(tmp_path / "config", "develop", environ={})
+    (unset,) = [p for p in report.problems if p.code == "unset-variable"]
+    also = ", ".join(map(str, shared_lines[1:]))
+    assert unset.line == shared_lines[0]
+    assert f"SHARD_PW is not set (also used on line {also});" in unset.message
+    assert [p.line for p in report.problems if p.code == "bad-dsn"] == bad_lines
+
+    environ = {"SHARD_PW": "pw-1"}
+    entries = entries[:3] + [{"id": n, "driver": "postgres", "table_range": [n, n],
+                              "dsn": shared, "user": "other"} for n in (3, 4)]  # fmt: skip
+    write_config(tmp_path / "config", entries, suffix_count=5)
+    topology, warnings = load_topology(tmp_path / "config", "develop", environ=environ)
+    assert warnings == []
+    writers = [entry.writer for entry in topology.entries]
+    assert {(w.place, w.user, w.password) for w in writers} == {("db1:5433/app", "app", "pw-1")}
+    assert [len(db.entries) for db in topology.databases] == [5]
+
+
 def test_set_variables_give_no_problem_when_connecting(tmp_path: Path) -> None:
     _variable_config(tmp_path / "config")
     environ = {"SHARD_PW": "pw", "OTHER_HOST": "db3"}
