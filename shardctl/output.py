@@ -125,9 +125,9 @@ def print_table(
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     aligns = [(justify or {}).get(column, "left") for column in header]
     styles: list[str | None] = [None] * len(cells) if row_styles is None else list(row_styles)
-    look = _look()
+    look = _look(sys.stdout)
     drawn = None if look is None else _table_text(header, cells, aligns, styles, title, caption,
-                                                    _width(), *look)  # fmt: skip
+                                                    _width(sys.stdout), *look)  # fmt: skip
     if drawn is not None:
         sys.stdout.write(drawn)
         sys.stdout.flush()  # as rich does: stderr written next must not overtake the table
@@ -164,14 +164,13 @@ def _rich_table(
     return table
 
 
-def _look() -> tuple[bool, bool] | None:
-    """Whether rich would write styles to stdout, and colours, deciding as its Console does
+def _look(stream: IO[str]) -> tuple[bool, bool] | None:
+    """Whether rich would write styles to ``stream``, and colours, deciding as its Console does
     (``TTY_COMPATIBLE``, ``FORCE_COLOR``, a terminal, ``NO_COLOR``); ``None`` where only rich
     knows: an encoding other than UTF-8, Windows, Jupyter, IDLE or a dumb terminal."""
     import builtins
     import os
 
-    stream = sys.stdout
     encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
     if (
         not encoding.startswith("utf")
@@ -194,13 +193,13 @@ def _look() -> tuple[bool, bool] | None:
     return True, os.environ.get("NO_COLOR", "") == ""
 
 
-def _width() -> int:
-    """The width :func:`console` draws stdout at: ``PIPE_WIDTH`` off a terminal unless
+def _width(stream: IO[str]) -> int:
+    """The width :func:`console` draws at on ``stream``: ``PIPE_WIDTH`` off a terminal unless
     ``COLUMNS`` is set, else ``COLUMNS`` or the terminal's width as rich finds it."""
     import os
 
     columns = os.environ.get("COLUMNS")
-    if not columns and not sys.stdout.isatty():
+    if not columns and not stream.isatty():
         return PIPE_WIDTH
     if columns and columns.isascii() and columns.isdigit():
         return int(columns)
@@ -233,7 +232,7 @@ def _table_text(
 
     grid = [header, *rows]
     texts = itertools.chain([title or "", caption or ""], *grid)
-    codes = [_colour_code(style) for style in row_styles]
+    codes = [_style_code(style, coloured) for style in row_styles]
     if not header or any(a not in ("left", "right") for a in aligns) or None in codes:
         return None
     if not all(re.fullmatch(_ONE_CELL_TEXT, text) for text in texts):
@@ -247,7 +246,7 @@ def _table_text(
     if table_width > width:
         return None
     header_code, title_code, caption_code = (_HEADER, _TITLE, _CAPTION) if styled else ("",) * 3
-    row_codes = [header_code, *(c if coloured and c else "" for c in codes)]
+    row_codes = [header_code, *(c if styled and c else "" for c in codes)]
     lines = [_sgr(title_code, line) for line in _centred(title or "", table_width)]
     lines.append("┏" + "┳".join("━" * w for w in widths) + "┓")
     for index, (row, code) in enumerate(zip(cells, row_codes, strict=True)):
@@ -270,14 +269,22 @@ def _table_text(
     return "\n".join(lines) + "\n"
 
 
-def _colour_code(style: str | None) -> str | None:
-    """SGR parameter of a row style that is empty or a standard colour, else ``None``."""
-    if not style:
-        return ""
-    colour = style.removeprefix("bright_")
-    if colour not in _COLOURS:
+def _style_code(style: str | None, coloured: bool) -> str | None:
+    """SGR parameters rich writes for a style of an optional ``bold`` and an optional standard
+    colour (the colour only when ``coloured``); ``None`` for any other style."""
+    words = (style or "").split()
+    bold = words[:1] == ["bold"]
+    colours = words[bold:]
+    if len(colours) > 1:
         return None
-    return str(_COLOURS.index(colour) + (30 if colour == style else 90))
+    codes = ["1"] if bold else []
+    for colour in colours:
+        base = colour.removeprefix("bright_")
+        if base not in _COLOURS:
+            return None
+        if coloured:
+            codes.append(str(_COLOURS.index(base) + (30 if base == colour else 90)))
+    return ";".join(codes)
 
 
 def _sgr(code: str, text: str) -> str:
@@ -302,14 +309,24 @@ def _cell_lines(
 
 
 def _centred(text: str, width: int) -> list[str]:
-    """``text`` word-wrapped to ``width`` (words longer than that folded) and centred, every
-    line ``width`` long (no line for no text): rich's ``Text.wrap`` with ``divide_line`` for
-    one-cell characters."""
+    """``text`` word-wrapped to ``width`` and centred, every line ``width`` long (no line for
+    no text), as rich centres a table's title and caption."""
+    lines = []
+    for line in _wrapped(text, width) if text else []:
+        line = line.rstrip()[:width]
+        left = (width - len(line)) // 2
+        lines.append(" " * left + line + " " * (width - left - len(line)))
+    return lines
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """The lines of ``text`` word-wrapped to ``width``, words longer than that folded, spaces
+    kept where a line breaks: rich's ``Text.wrap`` (``divide_line``) for one-cell characters."""
     import itertools
     import re
 
     lines = []
-    for paragraph in text.split("\n") if text else []:
+    for paragraph in text.split("\n"):
         breaks: list[int] = []
         offset = 0  # cells used on the current line
         for word in re.finditer(r"\s*\S+\s*", paragraph):
@@ -324,18 +341,43 @@ def _centred(text: str, width: int) -> list[str]:
             elif offset and start:
                 breaks.append(start)
                 offset = len(word.group())
-        for a, b in itertools.pairwise([0, *breaks, len(paragraph)]):
-            line = paragraph[a:b].rstrip()[:width]
-            left = (width - len(line)) // 2
-            lines.append(" " * left + line + " " * (width - left - len(line)))
+        lines += [paragraph[a:b] for a, b in itertools.pairwise([0, *breaks, len(paragraph)])]
     return lines
 
 
 def message(text: str, *, style: str | None = None) -> None:
-    """A line for the user on stderr (styled only when stderr is a terminal)."""
-    if style and sys.stderr.isatty():
+    """A line for the user on stderr, styled when stderr is a terminal (word-wrapped to its
+    width there, as rich does)."""
+    if not style or not sys.stderr.isatty():
+        sys.stderr.write(text + "\n")
+        return
+    styled = _styled_message(text, style)
+    if styled is None:
         from rich.markup import escape
 
         console(stderr=True).print(f"[{style}]{escape(text)}[/]")
     else:
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(styled)
+        sys.stderr.flush()
+
+
+def _styled_message(text: str, style: str) -> str | None:
+    """``text`` as rich prints it in ``style`` on stderr, or ``None`` when only rich can: a
+    character outside ``_ONE_CELL_TEXT``, a style :func:`_style_code` does not know, or an
+    environment :func:`_look` leaves to rich."""
+    import re
+
+    look = _look(sys.stderr)
+    if look is None or not re.fullmatch(_ONE_CELL_TEXT, text):
+        return None
+    styled, coloured = look
+    code = _style_code(style, coloured)
+    if code is None:
+        return None
+    width = _width(sys.stderr)
+    lines = []
+    for line in _wrapped(text, width):
+        spaces = len(line) - len(line.rstrip())  # rich drops spaces past the width only
+        line = line[: len(line) - min(spaces, max(0, len(line) - width))][:width]
+        lines.append(_sgr(code if styled else "", line))
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
+from rich.markup import escape
 
 from shardctl import output
 
@@ -160,3 +161,48 @@ def test_cells_are_text_never_markup_or_emoji(capsys, environment):
         drawn = drawn_both_ways(capsys, environment, rows, [None] * len(rows))
         assert drawn == Drawn(drawn.rich, drawn.rich, by_rich)
         assert all(f"│ {value} " in drawn.ours for value in values), drawn.ours
+
+
+class Terminal(io.StringIO):
+    """A captured stream that says it is a terminal."""
+
+    encoding = "utf-8"
+
+    def isatty(self) -> bool:
+        return True
+
+
+message_texts = st.text(alphabet=st.sampled_from(list("ab  \n-x/·×█é[]")), max_size=160)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=message_texts,
+    style=st.sampled_from(["green", "yellow", "red", "bold red"]),
+    width=st.integers(1, 120),
+    variables=st.sampled_from([{}, {"NO_COLOR": "1"}, {"TTY_COMPATIBLE": "0"}]),
+)
+def test_terminal_message_is_rich_message(text, style, width, variables):
+    """Styled, and word-wrapped at the terminal's width, exactly as rich prints it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("NO_COLOR", "TTY_COMPATIBLE", "FORCE_COLOR", "TERM"):
+            patch.delenv(name, raising=False)
+        for name, value in {**variables, "COLUMNS": str(width)}.items():
+            patch.setenv(name, value)
+        patch.setattr(sys, "stderr", Terminal())
+        ours = output._styled_message(text, style)
+        assert ours is not None
+        patch.setattr(sys, "stderr", Terminal())
+        output.console(stderr=True).print(f"[{style}]{escape(text)}[/]")
+        assert ours == sys.stderr.getvalue()
+
+
+def test_messages_are_text_on_a_terminal_too(monkeypatch, environment):
+    """rich's markup would drop the backslash of ``\\[`` and turn ``:x:`` into an emoji."""
+    text = r"C:\[x] :x: [bold]y[/]"
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    output.message(text, style="bold red")
+    assert sys.stderr.getvalue() == text + "\n"
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    output.message(text, style="bold red")
+    assert sys.stderr.getvalue() == f"\x1b[1;31m{text}\x1b[0m\n"
