@@ -226,7 +226,8 @@ def _table_text(
     header bottom-aligned, title and caption word-wrapped and centred), with rich's escape codes
     when ``styled`` (and ``coloured``); or ``None`` when only rich can draw it: a justification
     other than left or right, a row style other than a standard colour, a character outside
-    ``_ONE_CELL_TEXT``, or a table too wide for ``width`` (rich would fold cells)."""
+    ``_ONE_CELL_TEXT``, a row of another length than the header (rich pads or adds columns),
+    or a table too wide for ``width`` (rich would fold cells)."""
     import itertools
     import re
 
@@ -234,6 +235,8 @@ def _table_text(
     texts = itertools.chain([title or "", caption or ""], *grid)
     codes = [_style_code(style, coloured) for style in row_styles]
     if not header or any(a not in ("left", "right") for a in aligns) or None in codes:
+        return None
+    if any(len(row) != len(header) for row in rows):
         return None
     if not all(re.fullmatch(_ONE_CELL_TEXT, text) for text in texts):
         return None

@@ -206,3 +206,9 @@ def test_messages_are_text_on_a_terminal_too(monkeypatch, environment):
     monkeypatch.setattr(sys, "stderr", Terminal())
     output.message(text, style="bold red")
     assert sys.stderr.getvalue() == f"\x1b[1;31m{text}\x1b[0m\n"
+
+
+def test_a_row_shorter_than_the_header_is_left_to_rich(capsys, environment):
+    drawn = drawn_both_ways(capsys, environment, [[1, "users_001"]], [None])
+    assert drawn == Drawn(drawn.rich, drawn.rich, by_rich=True)
+    assert "│ 1 │ users_001 │                   │" in drawn.ours  # rich pads it
