@@ -1,8 +1,9 @@
 """One place that writes: data to stdout (table, json, jsonl, csv), messages to stderr.
 
-Tables are rich's tables, drawn here without importing rich (60–120 ms of start-up) whenever they
-fit their output; rich itself folds the cells of tables too wide, and styles messages on a
-terminal. Machine formats stream row by row.
+Tables and styled messages look exactly as rich draws them, and are drawn here without importing
+rich (60–120 ms of start-up); rich draws what would not come out the same: tables too wide for
+their output (it folds their cells), characters not one cell wide, environments only rich can
+judge (see ``_look``). Machine formats stream row by row.
 """
 
 from __future__ import annotations
