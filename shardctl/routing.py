@@ -13,13 +13,16 @@ Every count comes from the config: nothing here knows how many tables or databas
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shardctl.config import Database, Entry, LogicalTable
 from shardctl.dsn import Driver, Dsn
 from shardctl.errors import ShardctlError
+
+if TYPE_CHECKING:
+    import random
 
 ID_LIMIT = 1 << 63  # ids are signed 64-bit integers that are not negative
 
@@ -216,11 +219,11 @@ class ReaderSelector:
 
     No readers → the writer. ``round_robin`` cycles per database (entry or master database, even
     when their ids coincide) in list order; ``random`` draws uniformly (pass ``rng`` for
-    reproducible picks).
+    reproducible picks; ``random`` is imported at the first random pick, not at start-up).
     """
 
     def __init__(self, rng: random.Random | None = None) -> None:
-        self.rng = rng or random.Random()
+        self.rng = rng
         self.cycles: dict[Database, Iterator[Dsn]] = {}  # not by id: a master may reuse an entry id
 
     def pick(self, database: Database) -> Dsn:
@@ -229,4 +232,8 @@ class ReaderSelector:
         if database.reader_policy == "round_robin":
             cycle = self.cycles.setdefault(database, itertools.cycle(database.readers))
             return next(cycle)
+        if self.rng is None:
+            import random
+
+            self.rng = random.Random()
         return self.rng.choice(database.readers)
