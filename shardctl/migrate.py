@@ -597,9 +597,12 @@ def _inspect(connection: Connection, target: Target) -> _Existing:
     if len(present) < len(target.tables):  # a missing table's name may be taken by a view
         existing.views = set(inspector.get_view_names())
     if present:
-        columns = inspector.get_multi_columns(filter_names=present)
-        indexes = inspector.get_multi_indexes(filter_names=present)
-        keys = inspector.get_multi_pk_constraint(filter_names=present)
+        # a database holding only wanted tables (the usual shard) is reflected whole: the same
+        # result, without PostgreSQL's catalog queries each taking every name as a parameter
+        names = None if len(present) == len(existing.tables) else present
+        columns = inspector.get_multi_columns(filter_names=names)
+        indexes = inspector.get_multi_indexes(filter_names=names)
+        keys = inspector.get_multi_pk_constraint(filter_names=names)
         existing.columns = {name: value for (_, name), value in columns.items()}
         existing.indexes = {name: value for (_, name), value in indexes.items()}
         existing.primary_keys = {

@@ -368,6 +368,23 @@ def test_drift_is_reported_never_applied(capsys, monkeypatch, tmp_path: Path, ba
     assert not after.ok and after.pending == 0 and after.drift == 3
 
 
+def test_a_view_in_the_way_is_reported_and_the_rest_created(tmp_path: Path, backend: Backend):
+    """Views are looked at only when a table is missing: a view named users_001 is drift on the
+    first run and on every run after, when all the other tables exist."""
+    topology = configure(tmp_path, tiled_entries(4, 2, [backend.new()], backend.driver),
+                         suffix_count=4)  # fmt: skip
+    [db] = topology.databases
+    if backend.driver == "sqlite3":
+        Path(db.writer.database).parent.mkdir()
+    with connect(db.writer) as connection:
+        connection.exec_driver_sql("CREATE VIEW users_001 AS SELECT 1 AS id")
+    for result in (migrate.apply(topology, SCHEMA), migrate.check(topology, SCHEMA)):
+        [outcome] = result.databases
+        assert outcome.plan is not None and outcome.status != "failed"
+        assert [(f.code, f.table) for f in outcome.plan.drift] == [("view-in-the-way", "users_001")]
+    assert tables_in(db) == owned(topology, db) - {"users_001"}
+
+
 def test_stray_sqlite_files_in_the_data_directory_are_warned_about(capsys, tmp_path: Path):
     config_dir = copy_shipped_config(tmp_path)
     assert run_cli(capsys, "migrate", "--config-dir", config_dir).code == 0
