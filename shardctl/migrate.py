@@ -280,10 +280,11 @@ def offline_sql(
     topology: Topology, schema: Schema, *, databases: Sequence[str] = ()
 ) -> list[SqlScript]:
     """The DDL that creates each selected database from empty, compiled for its own dialect
-    without connecting (like alembic's offline mode)."""
+    without connecting (like alembic's offline mode). The text is what a SQL client runs:
+    ``%`` is not doubled as it is for drivers that take ``%s`` parameters."""
     scripts = []
     for target in select_targets(topology, schema, databases):
-        dialect = sqlalchemy_url(target.writer).get_dialect()()
+        dialect = sqlalchemy_url(target.writer).get_dialect()(paramstyle="named")
         steps = _plan(topology, target, _Existing(), dialect).steps
         statements = tuple(sql for step in steps for sql in step.sql(dialect))
         scripts.append(SqlScript(target, dialect.name, statements))

@@ -30,7 +30,7 @@ from cli_helpers import run_cli
 from conftest import MYSQL, PG, REPO, mysql_dsn, pg_dsn, tiled_entries, write_config
 from sqlalchemy.schema import DropIndex, DropTable
 
-from shardctl import migrate
+from shardctl import drivers, migrate
 from shardctl.db import make_engine
 from shardctl.dsn import Dsn
 from shardctl.routing import PhysicalDatabase, Topology
@@ -430,6 +430,27 @@ EVOLVED = EVERY_TYPE.replace("    indexes:\n", """\
     indexes:
       note: [note]
 """)  # fmt: skip
+
+
+def test_offline_sql_run_as_is_builds_the_same_defaults(tmp_path: Path, backend: Backend):
+    """``migrate --sql`` is for a SQL client: run statement by statement without parameters,
+    a default with ``%``, a quote and a backslash is stored as written (not ``%%``)."""
+    entries = tiled_entries(4, 2, [backend.new()], backend.driver)
+    topology = configure(tmp_path, entries, suffix_count=4, tables=("items",),
+                         schema_text=EVERY_TYPE)  # fmt: skip
+    (script,) = migrate.offline_sql(topology, load_schema(tmp_path / "schema.yaml")[0])
+    writer = topology.databases[0].writer
+    Path(writer.database).parent.mkdir(parents=True, exist_ok=True)  # SQLite: the file's folder
+    connection = drivers.connect(writer)
+    try:
+        cursor = connection.cursor()
+        for statement in script.statements:
+            cursor.execute(statement)
+        cursor.execute("INSERT INTO items_001 (id, small) VALUES (1, 2)")
+        cursor.execute("SELECT code FROM items_001")
+        assert list(cursor.fetchall()) == [("50% o'k \\ new",)]
+    finally:
+        connection.close()
 
 
 def test_every_type_round_trips_and_columns_are_added(tmp_path: Path, backend: Backend):
