@@ -284,7 +284,8 @@ def offline_sql(
     ``%`` is not doubled as it is for drivers that take ``%s`` parameters."""
     scripts = []
     for target in select_targets(topology, schema, databases):
-        dialect = sqlalchemy_url(target.writer).get_dialect()(paramstyle="named")
+        dialect_class: Any = sqlalchemy_url(target.writer).get_dialect()  # DefaultDialect's
+        dialect: Dialect = dialect_class(paramstyle="named")
         steps = _plan(topology, target, _Existing(), dialect).steps
         statements = tuple(sql for step in steps for sql in step.sql(dialect))
         scripts.append(SqlScript(target, dialect.name, statements))
