@@ -75,3 +75,16 @@ def test_messages_are_text_on_a_terminal_too(environment):
     environment.setattr(sys, "stderr", Terminal())
     output.message(text, style="bold red")
     assert sys.stderr.getvalue() == f"\x1b[1;31m{text}\x1b[0m\n"
+
+
+def test_a_title_wider_than_its_table_stays_on_one_line(capsys, environment):
+    """The table widens to its title or caption (up to the output's width) instead of
+    wrapping ``entries 1, 2`` across two lines."""
+    title = "/srv/data/develop/sharding_db_1.db (sqlite3) · entries 1, 2"
+    output.print_table(["entry"], [["1"]], title=title, caption="migrated · 0.18 s")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].strip() == title
+    assert lines[-1].strip() == "migrated · 0.18 s"
+    environment.setenv("COLUMNS", "30")  # narrower than the title: the output's width wins
+    output.print_table(["entry"], [["1"]], title=title)
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 30
