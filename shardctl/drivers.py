@@ -59,25 +59,23 @@ def connect(dsn: Dsn, *, timeout: float | None = None) -> Any:
         )
         sqlite_pragmas(connection)
         return connection
-    query: dict[str, Any]
     query, host = server_options(dsn)
+    server = {"host": host, "port": dsn.port, "user": dsn.user, "password": dsn.password}
+    given: dict[str, Any] = {k: v for k, v in server.items() if v is not None} | query
     seconds = connect_seconds(timeout)
     if dsn.driver == "postgres":
         import psycopg
 
-        params: dict[str, Any] = {"host": host, "port": dsn.port, "user": dsn.user,
-                                  "password": dsn.password, "dbname": dsn.database}  # fmt: skip
-        given = {k: v for k, v in (params | query).items() if v is not None}
-        return psycopg.connect(**given, connect_timeout=seconds, context=_postgres_adapters())
+        return psycopg.connect(
+            **given, dbname=dsn.database, connect_timeout=seconds, context=_postgres_adapters()
+        )
     import pymysql
     from pymysql.constants import CLIENT
 
-    ssl = {k[len("ssl_") :]: query.pop(k) for k in sorted(query) if k.startswith("ssl_")}
-    params = {"host": host, "port": dsn.port, "user": dsn.user, "password": dsn.password,
-              "database": dsn.database} | query  # fmt: skip
-    given = {k: v for k, v in params.items() if v is not None}
+    ssl = {k[len("ssl_") :]: given.pop(k) for k in sorted(given) if k.startswith("ssl_")}
     return pymysql.connect(
         **given,
+        database=dsn.database,
         connect_timeout=seconds,
         client_flag=CLIENT.FOUND_ROWS,
         **({"ssl": ssl} if ssl else {}),
