@@ -117,7 +117,7 @@ def print_table(
         caption=Text(caption, style="table.caption") if caption else None,
         show_lines=False,
         header_style="bold",
-        min_width=max(len(title or ""), len(caption or "")) + 4 or None,  # keep them on one line
+        min_width=max(len(title or ""), len(caption or "")) + 4,  # keep them on one line
     )
     for column in columns:
         table.add_column(
